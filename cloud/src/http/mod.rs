@@ -1,0 +1,198 @@
+//! The HTTP surface: router, shared state, pagination, metrics, OpenAPI.
+
+pub mod metrics;
+pub mod params;
+pub mod problem;
+
+use crate::db::Db;
+use crate::{gateways, ingest, telemetry};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Query, State};
+use axum::http::{Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics::CloudMetrics;
+use params::Params;
+use problem::{AppError, Problem, problem_response};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tower_http::trace::TraceLayer;
+use utoipa::{OpenApi, ToSchema};
+
+/// State shared by all handlers; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub metrics: Arc<CloudMetrics>,
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `offset` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<i64>,
+}
+
+/// Builds a page from `limit + 1` fetched rows.
+pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    Page {
+        next_offset: more.then_some(offset + limit),
+        items,
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dCMMS cloud API", description = "Telemetry ingest and read API of the dCMMS cloud service."),
+    paths(
+        ingest::handler::ingest,
+        telemetry::handlers::list_devices,
+        telemetry::handlers::list_points,
+        telemetry::handlers::get_samples,
+        list_gateways,
+        healthz,
+    ),
+    components(schemas(Problem, ingest::IngestAck, ingest::IngestStatus, gateways::Gateway,
+        telemetry::DeviceInfo, telemetry::PointInfo, telemetry::SampleOut, telemetry::Bucket,
+        telemetry::Resolution, telemetry::SamplesPage)),
+    modifiers(&SecurityAddon),
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "gateway_credential",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`<gateway_id>.<secret>` as printed when the gateway was created",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole application, for `serve` and for tests (`oneshot`).
+pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route(dcmms_shared::api::INGEST_PATH, post(ingest::ingest))
+        .route("/api/v1/gateways", get(list_gateways))
+        .route("/api/v1/devices", get(telemetry::list_devices))
+        .route("/api/v1/points", get(telemetry::list_points))
+        .route("/api/v1/points/{id}/samples", get(telemetry::get_samples))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                // The route template, never the raw path: ids stay out of span names.
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", |m| m.as_str());
+                tracing::info_span!("http", method = %req.method(), route)
+            }),
+        )
+        .layer(axum::middleware::map_response(problem_for_rejections))
+        .with_state(state)
+}
+
+/// Turns axum's plain-text rejections (e.g. body too large) into problem+json.
+async fn problem_for_rejections(resp: Response) -> Response {
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let (kind, title, field) = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => ("body-too-large", "Body too large", Some("body")),
+            StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "Method not allowed", None),
+            _ => ("bad-request", "Bad request", None),
+        };
+        let detail = match axum::body::to_bytes(resp.into_body(), 64 * 1024).await {
+            Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
+            _ => status.canonical_reason().unwrap_or("error").to_string(),
+        };
+        return problem_response(status, kind, title, detail, field.map(str::to_string));
+    }
+    resp
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound {
+        detail: "no such route".into(),
+    }
+}
+
+/// Registered gateways (never their secrets).
+#[utoipa::path(get, path = "/api/v1/gateways", tag = "gateways",
+    params(("limit" = Option<i64>, Query, description = "Page size, 1 to 10000"),
+           ("offset" = Option<i64>, Query, description = "Items to skip")),
+    responses((status = 200, body = Page<gateways::Gateway>),
+              (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn list_gateways(
+    State(st): State<AppState>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Page<gateways::Gateway>>, AppError> {
+    let q = Params::new(raw, &["limit", "offset"])?;
+    let (limit, offset) = q.page()?;
+    let items = gateways::list(&st.db, limit + 1, offset).await?;
+    Ok(Json(page(items, limit, offset)))
+}
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Serving and the database answers"),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
+async fn healthz(State(st): State<AppState>) -> Response {
+    match st.db.ping().await {
+        Ok(()) => {
+            Json(serde_json::json!({"status": "ok", "database": st.db.kind()})).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            problem_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database-unavailable",
+                "Database unavailable",
+                "the database did not answer".into(),
+                None,
+            )
+        }
+    }
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn metrics_text(State(st): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,155 @@
+//! Errors as RFC 9457 `application/problem+json` responses.
+//!
+//! The client sees a safe, specific message (naming the field at fault where
+//! there is one); internal causes are logged, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem, e.g. `/problems/malformed-batch`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request field (query parameter, header or body part) at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug)]
+pub enum AppError {
+    /// A request field is missing or wrong.
+    BadField {
+        field: String,
+        detail: String,
+    },
+    /// The request body could not be decoded.
+    MalformedBody {
+        detail: String,
+    },
+    Unauthorized {
+        detail: String,
+    },
+    Forbidden {
+        detail: String,
+    },
+    NotFound {
+        detail: String,
+    },
+    UnsupportedMediaType {
+        detail: String,
+    },
+    /// A failure of ours; the cause is logged, the client gets a generic text.
+    Internal(anyhow::Error),
+}
+
+impl AppError {
+    pub fn bad_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        AppError::BadField {
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, kind, title, detail, field) = match self {
+            AppError::BadField { field, detail } => (
+                StatusCode::BAD_REQUEST,
+                "invalid-field",
+                "Invalid request field",
+                detail,
+                Some(field),
+            ),
+            AppError::MalformedBody { detail } => (
+                StatusCode::BAD_REQUEST,
+                "malformed-batch",
+                "Malformed batch",
+                detail,
+                Some("body".to_string()),
+            ),
+            AppError::Unauthorized { detail } => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                detail,
+                Some("authorization".to_string()),
+            ),
+            AppError::Forbidden { detail } => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                detail,
+                None,
+            ),
+            AppError::NotFound { detail } => (
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                detail,
+                None,
+            ),
+            AppError::UnsupportedMediaType { detail } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                detail,
+                Some("content-type".to_string()),
+            ),
+            AppError::Internal(cause) => {
+                tracing::error!(error = %format!("{cause:#}"), "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "the server failed to handle the request; it has been logged".to_string(),
+                    None,
+                )
+            }
+        };
+        problem_response(status, kind, title, detail, field)
+    }
+}
+
+/// Builds a problem response; also used for rejections outside handlers.
+pub fn problem_response(
+    status: StatusCode,
+    kind: &str,
+    title: &str,
+    detail: String,
+    field: Option<String>,
+) -> Response {
+    let body = Problem {
+        kind: format!("/problems/{kind}"),
+        title: title.to_string(),
+        status: status.as_u16(),
+        detail,
+        field,
+    };
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(dcmms_shared::api::PROBLEM_CONTENT_TYPE),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"dcmms\""),
+        );
+    }
+    resp
+}
