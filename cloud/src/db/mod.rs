@@ -72,13 +72,13 @@ impl Db {
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
-                if let Some(parent) = opts.get_filename().parent() {
-                    if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
-                            path: parent.display().to_string(),
-                            source,
-                        })?;
-                    }
+                if let Some(parent) = opts.get_filename().parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
+                        path: parent.display().to_string(),
+                        source,
+                    })?;
                 }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)

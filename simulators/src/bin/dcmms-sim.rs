@@ -1,0 +1,154 @@
+//! `dcmms-sim`: field-device simulators for dCMMS.
+//!
+//! `dcmms-sim modbus` serves a fleet of SunSpec three-phase inverters over
+//! Modbus TCP, one port per inverter, until Ctrl-C.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use dcmms_simulators::modbus::{FleetConfig, SimClock, start_fleet};
+use dcmms_simulators::solar::SiteModel;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dcmms-sim",
+    version,
+    about = "Field-device simulators for dCMMS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve simulated SunSpec (model 1 + 103) PV inverters over Modbus TCP.
+    Modbus(ModbusArgs),
+}
+
+#[derive(Debug, Args)]
+struct ModbusArgs {
+    /// Number of inverters.
+    #[arg(long, default_value_t = 3)]
+    count: usize,
+    /// Port of the first inverter; inverter i listens on base-port + i
+    /// (0 = an ephemeral port each).
+    #[arg(long, default_value_t = 5020)]
+    base_port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Modbus unit id the inverters answer to (others get exception 0x0B).
+    #[arg(long, default_value_t = 1)]
+    unit_id: u8,
+    /// Seed of the weather and of the per-inverter variation.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Site latitude in degrees (default: Bhadla Solar Park).
+    #[arg(long, default_value_t = 27.54, allow_negative_numbers = true)]
+    latitude: f64,
+    /// Site longitude in degrees (default: Bhadla Solar Park).
+    #[arg(long, default_value_t = 71.92, allow_negative_numbers = true)]
+    longitude: f64,
+    /// AC rating of each inverter in kW.
+    #[arg(long, default_value_t = 100.0)]
+    rated_kw: f64,
+    /// Simulation start time (RFC 3339, e.g. 2026-06-21T06:30:00Z). Alone it
+    /// freezes the clock at that instant; with --speed the clock runs from it.
+    #[arg(long)]
+    at: Option<String>,
+    /// Run the simulation clock this many times faster than real time
+    /// (from --at, or from now).
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Register image update interval in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    update_ms: u64,
+    /// Disable clouds (always clear sky).
+    #[arg(long)]
+    clear_sky: bool,
+}
+
+fn clock_from(args: &ModbusArgs) -> Result<SimClock> {
+    let at = args
+        .at
+        .as_deref()
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.timestamp_millis())
+                .with_context(|| format!("--at {s:?} is not an RFC 3339 time"))
+        })
+        .transpose()?;
+    if let Some(speed) = args.speed
+        && !(speed.is_finite() && speed > 0.0)
+    {
+        bail!("--speed must be a positive number, got {speed}");
+    }
+    Ok(match (at, args.speed) {
+        (Some(t), None) => SimClock::frozen(t),
+        (Some(t), Some(speed)) => SimClock::accelerated(t, speed),
+        (None, Some(speed)) => SimClock::accelerated(chrono::Utc::now().timestamp_millis(), speed),
+        (None, None) => SimClock::realtime(),
+    })
+}
+
+async fn run_modbus(args: ModbusArgs) -> Result<()> {
+    let clock = clock_from(&args)?;
+    if args.update_ms == 0 {
+        bail!("--update-ms must be positive");
+    }
+    let cfg = FleetConfig {
+        count: args.count,
+        bind: args.bind,
+        base_port: args.base_port,
+        unit_id: args.unit_id,
+        seed: args.seed,
+        site: SiteModel {
+            latitude_deg: args.latitude,
+            longitude_deg: args.longitude,
+            seed: args.seed,
+            clouds: !args.clear_sky,
+            ..SiteModel::default()
+        },
+        rated_ac_w: args.rated_kw * 1000.0,
+        clock,
+        update_interval: Duration::from_millis(args.update_ms),
+    };
+    let shutdown = CancellationToken::new();
+    let fleet = start_fleet(cfg, shutdown.clone())
+        .await
+        .context("starting the inverter fleet")?;
+    for (i, addr) in fleet.addrs().iter().enumerate() {
+        println!(
+            "inverter {i}: SunSpec model 1+103 at 40000, Modbus TCP {addr}, unit id {}, {} kW",
+            fleet.unit_id(),
+            args.rated_kw
+        );
+    }
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    tracing::info!("Ctrl-C received, shutting down");
+    shutdown.cancel();
+    fleet.wait().await;
+    tracing::info!("all simulators stopped");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Modbus(args) => run_modbus(args).await,
+    }
+}

@@ -1,0 +1,29 @@
+//! dCMMS field-device simulators.
+//!
+//! # Layout
+//!
+//! - [`solar`]: deterministic physical model of a PV site (sun position,
+//!   clear-sky irradiance, seeded clouds, temperatures) and of its inverters
+//!   (DC array, efficiency curve, clipping, grid-side quantities).
+//! - [`sunspec`]: the SunSpec register image of one inverter (marker,
+//!   model 1 common, model 103 three-phase inverter, end model), the public
+//!   point table ([`sunspec::inverter_points`]) for edge configuration
+//!   generators and tests, and an independent decoder
+//!   ([`sunspec::expected_value`]).
+//! - [`device`]: one simulated inverter as a stateful device: the solar model
+//!   plus the lifetime energy counter, producing register images for a time.
+//! - [`modbus`]: the simulation clock ([`modbus::SimClock`]) and a tokio-modbus
+//!   TCP server serving a fleet of simulated inverters, one port each
+//!   ([`modbus::start_fleet`]).
+//! - [`error`]: the library's error type ([`SimError`]).
+//!
+//! The `dcmms-sim` binary (`src/bin/dcmms-sim.rs`) is a CLI around
+//! [`modbus::start_fleet`].
+
+pub mod device;
+pub mod error;
+pub mod modbus;
+pub mod solar;
+pub mod sunspec;
+
+pub use error::SimError;

@@ -1,0 +1,543 @@
+//! Modbus TCP server for a fleet of simulated SunSpec inverters.
+//!
+//! Every inverter listens on its own TCP port (`base_port + index`, or an
+//! ephemeral port each when `base_port` is 0) and serves its register image
+//! ([`crate::sunspec`]) for:
+//!
+//! - function code 3 (Read Holding Registers) and 4 (Read Input Registers),
+//!   both on the same image;
+//! - any other function code: exception IllegalFunction (0x01);
+//! - a quantity of 0 or more than 125 registers: exception IllegalDataValue
+//!   (0x03);
+//! - a range that is not entirely inside the map: exception
+//!   IllegalDataAddress (0x02);
+//! - a unit id other than the configured one: exception
+//!   GatewayTargetDevice (0x0B), so a misconfigured poller gets a clear,
+//!   immediate answer instead of a timeout.
+//!
+//! The image of each device is recomputed every `update_interval`, and
+//! additionally on the next read or [`Fleet::snapshot`] after the clock was
+//! changed with [`SimClock::set`] / [`SimClock::advance`]. Images are
+//! swapped whole behind a `std::sync::RwLock` (never held across an
+//! `.await`), so a read always sees one consistent image.
+
+mod clock;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_modbus::prelude::{ExceptionCode, Request, Response, SlaveRequest};
+use tokio_modbus::server::Service;
+use tokio_modbus::server::tcp::Server;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use self::clock::SimClock;
+use crate::SimError;
+use crate::device::SimulatedInverter;
+use crate::solar::SiteModel;
+use crate::sunspec::{ReadError, RegisterImage};
+
+/// Maximum registers per read request (Modbus application protocol).
+pub const MAX_READ_QUANTITY: u16 = 125;
+
+/// Configuration of a simulated inverter fleet.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// Number of inverters (at least 1).
+    pub count: usize,
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// Port of inverter 0; inverter `i` listens on `base_port + i`.
+    /// 0 = an ephemeral port per inverter.
+    pub base_port: u16,
+    /// Modbus unit id the inverters answer to.
+    pub unit_id: u8,
+    /// Fleet seed: individual variation of the inverters.
+    /// (The weather comes from `site.seed`.)
+    pub seed: u64,
+    /// The site (location, weather).
+    pub site: SiteModel,
+    /// AC rating of each inverter (W).
+    pub rated_ac_w: f64,
+    /// Simulation clock.
+    pub clock: SimClock,
+    /// How often the register images are recomputed.
+    pub update_interval: Duration,
+}
+
+impl Default for FleetConfig {
+    /// One 100 kW inverter at Bhadla on 127.0.0.1, ephemeral port, unit 1,
+    /// seed 0, real time, 1 s updates.
+    fn default() -> Self {
+        Self {
+            count: 1,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            base_port: 0,
+            unit_id: 1,
+            seed: 0,
+            site: SiteModel::default(),
+            rated_ac_w: 100_000.0,
+            clock: SimClock::realtime(),
+            update_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One served device: the simulation and its current image.
+#[derive(Debug)]
+struct Device {
+    sim: Mutex<SimulatedInverter>,
+    image: RwLock<Arc<RegisterImage>>,
+    /// Clock generation the current image was computed for.
+    image_generation: AtomicU64,
+    clock: SimClock,
+}
+
+impl Device {
+    fn new(mut sim: SimulatedInverter, clock: SimClock) -> Self {
+        let (generation, now) = clock.read();
+        let image = sim.image_at(now);
+        Self {
+            sim: Mutex::new(sim),
+            image: RwLock::new(Arc::new(image)),
+            image_generation: AtomicU64::new(generation),
+            clock,
+        }
+    }
+
+    /// Recomputes the image for the current clock time.
+    fn refresh(&self) {
+        // Holding the simulation lock while publishing keeps concurrent
+        // refreshes (ticker vs. on-demand) ordered.
+        let mut sim = self.sim.lock().unwrap_or_else(PoisonError::into_inner);
+        let (generation, now) = self.clock.read();
+        let image = Arc::new(sim.image_at(now));
+        *self.image.write().unwrap_or_else(PoisonError::into_inner) = image;
+        self.image_generation.store(generation, Ordering::SeqCst);
+    }
+
+    /// The current image, recomputed first if the clock was set since.
+    fn current(&self) -> Arc<RegisterImage> {
+        if self.clock.generation() != self.image_generation.load(Ordering::SeqCst) {
+            self.refresh();
+        }
+        Arc::clone(&self.image.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The tokio-modbus service of one device.
+#[derive(Debug, Clone)]
+struct InverterService {
+    device: Arc<Device>,
+    unit_id: u8,
+}
+
+impl InverterService {
+    fn read(&self, addr: u16, count: u16) -> Result<Vec<u16>, ExceptionCode> {
+        if count == 0 || count > MAX_READ_QUANTITY {
+            return Err(ExceptionCode::IllegalDataValue);
+        }
+        self.device
+            .current()
+            .read(addr, count)
+            .map_err(|ReadError::OutOfRange { .. }| ExceptionCode::IllegalDataAddress)
+    }
+
+    fn handle(&self, req: SlaveRequest<'static>) -> Result<Response, ExceptionCode> {
+        if req.slave != self.unit_id {
+            return Err(ExceptionCode::GatewayTargetDevice);
+        }
+        match req.request {
+            Request::ReadHoldingRegisters(addr, count) => {
+                self.read(addr, count).map(Response::ReadHoldingRegisters)
+            }
+            Request::ReadInputRegisters(addr, count) => {
+                self.read(addr, count).map(Response::ReadInputRegisters)
+            }
+            _ => Err(ExceptionCode::IllegalFunction),
+        }
+    }
+}
+
+impl Service for InverterService {
+    type Request = SlaveRequest<'static>;
+    type Response = Response;
+    type Exception = ExceptionCode;
+    type Future = std::future::Ready<Result<Response, ExceptionCode>>;
+
+    fn call(&self, req: Self::Request) -> Self::Future {
+        std::future::ready(self.handle(req))
+    }
+}
+
+/// A running fleet of simulated inverters.
+#[derive(Debug)]
+pub struct Fleet {
+    devices: Vec<Arc<Device>>,
+    addrs: Vec<SocketAddr>,
+    clock: SimClock,
+    unit_id: u8,
+    tracker: TaskTracker,
+}
+
+impl Fleet {
+    /// Where each inverter listens, by device index.
+    #[must_use]
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.addrs.clone()
+    }
+
+    /// Number of inverters.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// True if the fleet has no inverters (never, for a started fleet).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// The unit id the inverters answer to.
+    #[must_use]
+    pub fn unit_id(&self) -> u8 {
+        self.unit_id
+    }
+
+    /// The registers device `device` currently serves, `None` if there is
+    /// no such device.
+    #[must_use]
+    pub fn try_snapshot(&self, device: usize) -> Option<RegisterImage> {
+        self.devices
+            .get(device)
+            .map(|d| RegisterImage::clone(&d.current()))
+    }
+
+    /// The registers device `device` currently serves.
+    ///
+    /// # Panics
+    /// If `device >= self.len()` (a programming error, never network input);
+    /// use [`Self::try_snapshot`] to avoid that.
+    #[must_use]
+    pub fn snapshot(&self, device: usize) -> RegisterImage {
+        RegisterImage::clone(&self.devices[device].current())
+    }
+
+    /// The fleet's simulation clock.
+    #[must_use]
+    pub fn clock(&self) -> &SimClock {
+        &self.clock
+    }
+
+    /// Waits until the shutdown token is cancelled and all server and
+    /// update tasks have finished.
+    pub async fn wait(self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+fn validate(cfg: &FleetConfig) -> Result<(), SimError> {
+    if cfg.count == 0 {
+        return Err(SimError::InvalidConfig("count must be at least 1".into()));
+    }
+    if !(cfg.rated_ac_w.is_finite() && cfg.rated_ac_w > 0.0) {
+        return Err(SimError::InvalidConfig(format!(
+            "rated AC power must be positive, got {} W",
+            cfg.rated_ac_w
+        )));
+    }
+    if cfg.update_interval.is_zero() {
+        return Err(SimError::InvalidConfig(
+            "update interval must be positive".into(),
+        ));
+    }
+    let lat_ok = cfg.site.latitude_deg.is_finite() && cfg.site.latitude_deg.abs() <= 90.0;
+    let lon_ok = cfg.site.longitude_deg.is_finite() && cfg.site.longitude_deg.abs() <= 180.0;
+    if !(lat_ok && lon_ok) {
+        return Err(SimError::InvalidConfig(format!(
+            "invalid site location {}, {}",
+            cfg.site.latitude_deg, cfg.site.longitude_deg
+        )));
+    }
+    Ok(())
+}
+
+/// Binds one listener per inverter and starts serving until `shutdown` is
+/// cancelled. All listeners are bound before anything is spawned, so on
+/// error nothing keeps running.
+///
+/// # Errors
+/// [`SimError::InvalidConfig`], [`SimError::PortOverflow`] or
+/// [`SimError::Bind`].
+pub async fn start_fleet(cfg: FleetConfig, shutdown: CancellationToken) -> Result<Fleet, SimError> {
+    validate(&cfg)?;
+
+    let mut listeners = Vec::with_capacity(cfg.count);
+    let mut addrs = Vec::with_capacity(cfg.count);
+    for index in 0..cfg.count {
+        let port = if cfg.base_port == 0 {
+            0
+        } else {
+            u16::try_from(index)
+                .ok()
+                .and_then(|i| cfg.base_port.checked_add(i))
+                .ok_or(SimError::PortOverflow {
+                    base: cfg.base_port,
+                    index,
+                })?
+        };
+        let addr = SocketAddr::new(cfg.bind, port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SimError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { addr, source })?;
+        listeners.push(listener);
+        addrs.push(local);
+    }
+
+    let devices: Vec<Arc<Device>> = (0..cfg.count)
+        .map(|index| {
+            let sim = SimulatedInverter::fleet_member(
+                cfg.site.clone(),
+                cfg.seed,
+                index,
+                cfg.rated_ac_w,
+                cfg.unit_id,
+            );
+            Arc::new(Device::new(sim, cfg.clock.clone()))
+        })
+        .collect();
+
+    let tracker = TaskTracker::new();
+
+    for ((listener, device), addr) in listeners.into_iter().zip(&devices).zip(&addrs) {
+        let service = InverterService {
+            device: Arc::clone(device),
+            unit_id: cfg.unit_id,
+        };
+        let token = shutdown.clone();
+        let addr = *addr;
+        tracker.spawn(async move {
+            let server = Server::new(listener);
+            let on_connected = move |stream: TcpStream, peer: SocketAddr| {
+                tracing::debug!(%addr, %peer, "Modbus client connected");
+                let service = service.clone();
+                async move { std::io::Result::Ok(Some((service, stream))) }
+            };
+            let on_process_error = move |err: std::io::Error| {
+                tracing::debug!(%addr, error = %err, "Modbus connection ended with an error");
+            };
+            match server
+                .serve_until(&on_connected, on_process_error, token.cancelled_owned())
+                .await
+            {
+                Ok(_) => tracing::debug!(%addr, "Modbus server stopped"),
+                Err(err) => tracing::error!(%addr, error = %err, "Modbus server failed"),
+            }
+        });
+    }
+
+    let ticker_devices = devices.clone();
+    let interval = cfg.update_interval;
+    let token = shutdown.clone();
+    tracker.spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                () = token.cancelled() => break,
+                _ = ticks.tick() => {
+                    for d in &ticker_devices {
+                        d.refresh();
+                    }
+                }
+            }
+        }
+    });
+
+    for (i, addr) in addrs.iter().enumerate() {
+        tracing::info!(device = i, %addr, unit_id = cfg.unit_id, "SunSpec inverter simulator listening");
+    }
+
+    Ok(Fleet {
+        devices,
+        addrs,
+        clock: cfg.clock,
+        unit_id: cfg.unit_id,
+        tracker,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::sunspec::{
+        BASE_ADDRESS, MODEL103_ADDRESS, MODEL103_LENGTH, SUNS_MARKER, expected_value,
+        inverter_points,
+    };
+    use tokio_modbus::client::{Reader, tcp::connect_slave};
+    use tokio_modbus::prelude::Slave;
+
+    /// 2026-06-21T00:00:00Z.
+    const JUNE21: i64 = 1_782_000_000_000;
+    const NIGHT: i64 = JUNE21 + 19 * 3_600_000;
+    const NOON: i64 = JUNE21 + 7 * 3_600_000 + 14 * 60_000;
+
+    async fn fleet_of_two(clock: SimClock, shutdown: &CancellationToken) -> Fleet {
+        let cfg = FleetConfig {
+            count: 2,
+            seed: 42,
+            site: SiteModel::bhadla(42),
+            clock,
+            update_interval: Duration::from_millis(50),
+            ..FleetConfig::default()
+        };
+        start_fleet(cfg, shutdown.clone()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn serves_snapshot_over_modbus_and_follows_the_clock() {
+        let shutdown = CancellationToken::new();
+        let clock = SimClock::frozen(NIGHT);
+        let fleet = fleet_of_two(clock.clone(), &shutdown).await;
+        let addrs = fleet.addrs();
+        assert_eq!(addrs.len(), 2);
+        assert_ne!(addrs[0].port(), addrs[1].port());
+        assert_ne!(fleet.snapshot(0), fleet.snapshot(1));
+
+        let body = MODEL103_ADDRESS;
+        let len = MODEL103_LENGTH + 2;
+        for (i, addr) in addrs.iter().enumerate() {
+            let mut ctx = connect_slave(*addr, Slave(1)).await.unwrap();
+            let marker = ctx
+                .read_holding_registers(BASE_ADDRESS, 2)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(marker, SUNS_MARKER.to_vec());
+            let snap = fleet.snapshot(i);
+            let block = ctx
+                .read_holding_registers(body, len)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(block, snap.read(body, len).unwrap());
+            let input = ctx.read_input_registers(body, len).await.unwrap().unwrap();
+            assert_eq!(input, block);
+            let whole = ctx
+                .read_holding_registers(BASE_ADDRESS, 124)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(whole, snap.registers());
+
+            // Out of range: an exception, and the connection stays usable.
+            let err = ctx.read_holding_registers(40_120, 10).await.unwrap();
+            assert_eq!(err, Err(ExceptionCode::IllegalDataAddress));
+            let err = ctx.read_holding_registers(0, 1).await.unwrap();
+            assert_eq!(err, Err(ExceptionCode::IllegalDataAddress));
+            let err = ctx.read_holding_registers(BASE_ADDRESS, 126).await.unwrap();
+            assert_eq!(err, Err(ExceptionCode::IllegalDataValue));
+            let err = ctx.read_coils(0, 1).await.unwrap();
+            assert_eq!(err, Err(ExceptionCode::IllegalFunction));
+            let again = ctx
+                .read_holding_registers(BASE_ADDRESS, 2)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(again, SUNS_MARKER.to_vec());
+
+            // Another unit id is refused with an exception.
+            let mut other = connect_slave(*addr, Slave(7)).await.unwrap();
+            let err = other.read_holding_registers(BASE_ADDRESS, 2).await.unwrap();
+            assert_eq!(err, Err(ExceptionCode::GatewayTargetDevice));
+        }
+
+        let power = inverter_points()
+            .into_iter()
+            .find(|p| p.name == "ac_power")
+            .unwrap();
+        let night = fleet.snapshot(0);
+        assert_eq!(expected_value(&night, &power), Some(0.0));
+
+        // Setting the frozen clock is visible immediately, in the snapshot
+        // and over the wire.
+        fleet.clock().set(NOON).unwrap();
+        let noon = fleet.snapshot(0);
+        assert_ne!(noon, night);
+        let w = expected_value(&noon, &power).unwrap();
+        assert!(w > 10_000.0, "{w}");
+        let mut ctx = connect_slave(addrs[0], Slave(1)).await.unwrap();
+        let block = ctx
+            .read_holding_registers(body, len)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(block, noon.read(body, len).unwrap());
+
+        // The periodic update does not change anything while frozen.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(fleet.snapshot(0), noon);
+
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), fleet.wait())
+            .await
+            .unwrap();
+        // The listeners are closed after shutdown.
+        assert!(connect_slave(addrs[0], Slave(1)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn same_seed_fleets_serve_identical_images() {
+        let shutdown = CancellationToken::new();
+        let a = fleet_of_two(SimClock::frozen(NOON), &shutdown).await;
+        let b = fleet_of_two(SimClock::frozen(NOON), &shutdown).await;
+        assert_eq!(a.snapshot(0), b.snapshot(0));
+        assert_eq!(a.snapshot(1), b.snapshot(1));
+        assert!(a.try_snapshot(2).is_none());
+        shutdown.cancel();
+        a.wait().await;
+        b.wait().await;
+    }
+
+    #[tokio::test]
+    async fn invalid_config_and_port_clash_are_errors() {
+        let shutdown = CancellationToken::new();
+        let bad = FleetConfig {
+            count: 0,
+            ..FleetConfig::default()
+        };
+        assert!(matches!(
+            start_fleet(bad, shutdown.clone()).await,
+            Err(SimError::InvalidConfig(_))
+        ));
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let clash = FleetConfig {
+            base_port: port,
+            ..FleetConfig::default()
+        };
+        assert!(matches!(
+            start_fleet(clash, shutdown.clone()).await,
+            Err(SimError::Bind { .. })
+        ));
+        let overflow = FleetConfig {
+            count: 3,
+            base_port: u16::MAX - 1,
+            ..FleetConfig::default()
+        };
+        assert!(matches!(
+            start_fleet(overflow, shutdown).await,
+            Err(SimError::PortOverflow { .. } | SimError::Bind { .. })
+        ));
+    }
+}
