@@ -1,0 +1,511 @@
+//! Edge configuration: defaults, then the TOML file, then `DCMMS_…`
+//! environment variables (`__` separates levels: `DCMMS_CLOUD__CREDENTIAL`).
+//!
+//! The whole file is parsed and validated before anything starts; every error
+//! names the file, the field (as a path like `devices[1].points[3].address`)
+//! and what is wrong.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The commented example printed by `dcmms-edge print-config`.
+pub const EXAMPLE: &str = include_str!("../edge.example.toml");
+
+/// A configuration error: which file, which field, what is wrong.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{file}: {field}: {problem}")]
+pub struct ConfigError {
+    pub file: String,
+    pub field: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// The id the cloud knows this gateway by.
+    pub gateway_id: String,
+    pub cloud: CloudLink,
+    #[serde(default)]
+    pub buffer: BufferConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudLink {
+    /// Base URL of the cloud service, e.g. `https://cloud.example.com`.
+    pub url: String,
+    /// The gateway credential printed by `dcmms-cloud gateway add`.
+    pub credential: String,
+    #[serde(default = "d_request_timeout")]
+    pub request_timeout_ms: u64,
+    #[serde(default = "d_backoff_min")]
+    pub backoff_min_ms: u64,
+    #[serde(default = "d_backoff_max")]
+    pub backoff_max_ms: u64,
+}
+
+impl std::fmt::Debug for CloudLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudLink")
+            .field("url", &self.url)
+            .field("credential", &"***")
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("backoff_min_ms", &self.backoff_min_ms)
+            .field("backoff_max_ms", &self.backoff_max_ms)
+            .finish()
+    }
+}
+
+fn d_request_timeout() -> u64 {
+    10_000
+}
+fn d_backoff_min() -> u64 {
+    500
+}
+fn d_backoff_max() -> u64 {
+    60_000
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferConfig {
+    /// Directory of the sled database.
+    pub path: PathBuf,
+    /// Longest time a polled sample waits in memory before it is sealed into
+    /// a chunk and flushed to disk: the durability window.
+    pub flush_interval_ms: u64,
+    /// Most bytes of sealed chunks kept on disk; the oldest go first.
+    pub max_bytes: u64,
+    /// sled's page cache (its default of 1 GiB is too much for a gateway).
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            path: PathBuf::from("dcmms-edge-buffer"),
+            flush_interval_ms: 500,
+            max_bytes: 2 * 1024 * 1024 * 1024,
+            cache_capacity_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Where `/metrics`, `/healthz` and `/api/v1/status` are served.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Unique within the gateway; becomes the `device` of every sample.
+    pub name: String,
+    #[serde(default = "d_poll_interval")]
+    pub poll_interval_ms: u64,
+    /// Exactly one protocol section.
+    pub modbus_tcp: Option<ModbusTcpConfig>,
+    #[serde(default)]
+    pub points: Vec<PointConfig>,
+}
+
+fn d_poll_interval() -> u64 {
+    1000
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusTcpConfig {
+    pub host: String,
+    #[serde(default = "d_modbus_port")]
+    pub port: u16,
+    #[serde(default = "d_unit_id")]
+    pub unit_id: u8,
+    /// Per request; a request that takes longer drops the connection.
+    #[serde(default = "d_modbus_timeout")]
+    pub timeout_ms: u64,
+    /// Unused registers a merged read may span to save a request.
+    #[serde(default = "d_max_gap")]
+    pub max_gap: u16,
+    /// Largest read (the protocol allows 125 registers).
+    #[serde(default = "d_max_read")]
+    pub max_registers_per_read: u16,
+}
+
+fn d_modbus_port() -> u16 {
+    502
+}
+fn d_unit_id() -> u8 {
+    1
+}
+fn d_modbus_timeout() -> u64 {
+    1000
+}
+fn d_max_gap() -> u16 {
+    16
+}
+fn d_max_read() -> u16 {
+    125
+}
+
+/// Which Modbus table a point lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterTable {
+    Holding,
+    Input,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataType {
+    U16,
+    I16,
+    U32,
+    I32,
+    U64,
+    I64,
+    F32,
+    F64,
+    /// SunSpec accumulator: unsigned 32-bit, 0 means not implemented.
+    Acc32,
+}
+
+impl DataType {
+    pub fn registers(self) -> u16 {
+        match self {
+            DataType::U16 | DataType::I16 => 1,
+            DataType::U32 | DataType::I32 | DataType::F32 | DataType::Acc32 => 2,
+            DataType::U64 | DataType::I64 | DataType::F64 => 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    #[default]
+    Big,
+    Little,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointConfig {
+    pub name: String,
+    /// 0-based protocol address of the first register (Modicon 40001 is 0).
+    pub address: u16,
+    #[serde(default = "d_table")]
+    pub table: RegisterTable,
+    #[serde(rename = "type")]
+    pub data_type: DataType,
+    /// Byte order within each register.
+    #[serde(default)]
+    pub byte_order: Order,
+    /// Register order of multi-register values (`little` = low word first).
+    #[serde(default)]
+    pub word_order: Order,
+    /// value = raw × scale × 10^sf + offset
+    #[serde(default = "d_scale")]
+    pub scale: f64,
+    #[serde(default)]
+    pub offset: f64,
+    /// Address of a SunSpec scale-factor register (signed, same table). When
+    /// set, SunSpec "not implemented" values are reported with quality `bad`.
+    pub scale_factor_address: Option<u16>,
+    #[serde(default)]
+    pub unit: String,
+}
+
+fn d_table() -> RegisterTable {
+    RegisterTable::Holding
+}
+fn d_scale() -> f64 {
+    1.0
+}
+
+impl EdgeConfig {
+    /// Reads, merges and validates the configuration in `file`.
+    pub fn load(file: &Path) -> Result<EdgeConfig, ConfigError> {
+        let name = file.display().to_string();
+        if !file.exists() {
+            return Err(ConfigError {
+                file: name,
+                field: "(file)".into(),
+                problem: "does not exist".into(),
+            });
+        }
+        let fig = Figment::from(Serialized::defaults(serde_json::json!({})))
+            .merge(Toml::file_exact(file))
+            .merge(Env::prefixed("DCMMS_").split("__"));
+        Self::from_figment(fig, &name)
+    }
+
+    /// Parses and validates a configuration given as TOML text.
+    pub fn from_toml(text: &str, name: &str) -> Result<EdgeConfig, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(text)), name)
+    }
+
+    fn from_figment(fig: Figment, file: &str) -> Result<EdgeConfig, ConfigError> {
+        let cfg: EdgeConfig = fig.extract().map_err(|e| {
+            // Name the offending key itself, not only the table it sits in.
+            let mut path = e.path.clone();
+            match &e.kind {
+                figment::error::Kind::MissingField(f) => path.push(f.to_string()),
+                _ => {}
+            }
+            let field = if path.is_empty() {
+                "(top level)".to_string()
+            } else {
+                figment_path(&path)
+            };
+            ConfigError {
+                file: file.to_string(),
+                field,
+                problem: e.kind.to_string(),
+            }
+        })?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let err = |field: String, problem: String| ConfigError {
+            file: file.to_string(),
+            field,
+            problem,
+        };
+        if !valid_name(&self.gateway_id) {
+            return Err(err("gateway_id".into(), name_rule(&self.gateway_id)));
+        }
+        if !(self.cloud.url.starts_with("http://") || self.cloud.url.starts_with("https://")) {
+            return Err(err(
+                "cloud.url".into(),
+                format!("{:?} must start with http:// or https://", self.cloud.url),
+            ));
+        }
+        if reqwest::Url::parse(&self.cloud.url).is_err() {
+            return Err(err("cloud.url".into(), format!("{:?} is not a valid URL", self.cloud.url)));
+        }
+        match dcmms_shared::api::split_gateway_credential(&self.cloud.credential) {
+            Some((id, _)) if id == self.gateway_id => {}
+            Some((id, _)) => {
+                return Err(err(
+                    "cloud.credential".into(),
+                    format!("is for gateway {id:?}, not for gateway_id {:?}", self.gateway_id),
+                ));
+            }
+            None => {
+                return Err(err(
+                    "cloud.credential".into(),
+                    "must be '<gateway_id>.<secret>' as printed by 'dcmms-cloud gateway add'".into(),
+                ));
+            }
+        }
+        if self.cloud.request_timeout_ms == 0 {
+            return Err(err("cloud.request_timeout_ms".into(), "must be positive".into()));
+        }
+        if self.cloud.backoff_min_ms == 0 || self.cloud.backoff_min_ms > self.cloud.backoff_max_ms {
+            return Err(err(
+                "cloud.backoff_min_ms".into(),
+                "must be positive and not above cloud.backoff_max_ms".into(),
+            ));
+        }
+        if !(10..=60_000).contains(&self.buffer.flush_interval_ms) {
+            return Err(err(
+                "buffer.flush_interval_ms".into(),
+                "must be between 10 and 60000".into(),
+            ));
+        }
+        if self.buffer.max_bytes < 1024 * 1024 {
+            return Err(err("buffer.max_bytes".into(), "must be at least 1 MiB".into()));
+        }
+        if self.buffer.cache_capacity_bytes < 1024 * 1024 {
+            return Err(err(
+                "buffer.cache_capacity_bytes".into(),
+                "must be at least 1 MiB".into(),
+            ));
+        }
+        if self.devices.is_empty() {
+            return Err(err("devices".into(), "at least one device is required".into()));
+        }
+        let mut names = HashSet::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            let at = |f: &str| format!("devices[{i}].{f}");
+            if !valid_name(&d.name) {
+                return Err(err(at("name"), name_rule(&d.name)));
+            }
+            if !names.insert(d.name.as_str()) {
+                return Err(err(at("name"), format!("{:?} is used by another device", d.name)));
+            }
+            if !(10..=86_400_000).contains(&d.poll_interval_ms) {
+                return Err(err(at("poll_interval_ms"), "must be between 10 and 86400000".into()));
+            }
+            let Some(m) = &d.modbus_tcp else {
+                return Err(err(
+                    at("modbus_tcp"),
+                    "missing: each device needs a protocol section with its address".into(),
+                ));
+            };
+            if m.host.trim().is_empty() {
+                return Err(err(at("modbus_tcp.host"), "must not be empty".into()));
+            }
+            if m.port == 0 {
+                return Err(err(at("modbus_tcp.port"), "must not be 0".into()));
+            }
+            if m.timeout_ms == 0 || m.timeout_ms > 60_000 {
+                return Err(err(at("modbus_tcp.timeout_ms"), "must be between 1 and 60000".into()));
+            }
+            if !(1..=125).contains(&m.max_registers_per_read) {
+                return Err(err(
+                    at("modbus_tcp.max_registers_per_read"),
+                    "must be between 1 and 125".into(),
+                ));
+            }
+            if d.points.is_empty() {
+                return Err(err(at("points"), "at least one point is required".into()));
+            }
+            let mut pnames = HashSet::new();
+            for (j, p) in d.points.iter().enumerate() {
+                let pat = |f: &str| format!("devices[{i}].points[{j}].{f}");
+                if !valid_name(&p.name) {
+                    return Err(err(pat("name"), name_rule(&p.name)));
+                }
+                if !pnames.insert(p.name.as_str()) {
+                    return Err(err(pat("name"), format!("{:?} is used by another point of this device", p.name)));
+                }
+                let last = u32::from(p.address) + u32::from(p.data_type.registers()) - 1;
+                if last > u32::from(u16::MAX) {
+                    return Err(err(
+                        pat("address"),
+                        format!(
+                            "register {} with type {:?} ({} registers) runs past the last register 65535",
+                            p.address,
+                            p.data_type,
+                            p.data_type.registers()
+                        ),
+                    ));
+                }
+                if p.data_type.registers() > m.max_registers_per_read {
+                    return Err(err(pat("type"), "needs more registers than one read allows".into()));
+                }
+                if !p.scale.is_finite() || p.scale == 0.0 {
+                    return Err(err(pat("scale"), "must be a finite, non-zero number".into()));
+                }
+                if !p.offset.is_finite() {
+                    return Err(err(pat("offset"), "must be a finite number".into()));
+                }
+                if p.unit.len() > 32 {
+                    return Err(err(pat("unit"), "at most 32 bytes".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns figment's key path (`devices`, `0`, `points`, `3`, `address`) into
+/// `devices[0].points[3].address`.
+fn figment_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for part in path {
+        if part.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn name_rule(s: &str) -> String {
+    format!("{s:?} is invalid: use 1 to 64 characters of a-z, A-Z, 0-9, '.', '_' or '-'")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_is_valid() {
+        let cfg = EdgeConfig::from_toml(EXAMPLE, "edge.example.toml").unwrap();
+        assert_eq!(cfg.devices.len(), 1);
+        assert!(cfg.devices[0].points.len() > 3);
+    }
+
+    fn broken(from: &str, to: &str) -> ConfigError {
+        assert!(EXAMPLE.contains(from), "example lacks {from:?}");
+        EdgeConfig::from_toml(&EXAMPLE.replacen(from, to, 1), "edge.toml").unwrap_err()
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_path() {
+        let e = broken("unit = \"W\"", "unit = \"W\"\ncolour = \"red\"");
+        assert_eq!(e.file, "edge.toml");
+        assert_eq!(e.field, "devices[0].points[0].colour", "{e}");
+        assert!(e.problem.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn register_out_of_range_is_named() {
+        let e = broken(
+            "address = 40094\ntype = \"acc32\"",
+            "address = 65535\ntype = \"acc32\"",
+        );
+        assert_eq!(e.field, "devices[0].points[1].address", "{e}");
+        assert!(e.problem.contains("runs past the last register"), "{e}");
+    }
+
+    #[test]
+    fn missing_device_address_is_named() {
+        let e = broken("host = \"127.0.0.1\"\n", "");
+        assert_eq!(e.field, "devices[0].modbus_tcp.host", "{e}");
+        assert!(e.problem.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn credential_for_another_gateway_is_rejected() {
+        let e = broken("credential = \"bhadla-gw-01.", "credential = \"other-gw.");
+        assert_eq!(e.field, "cloud.credential");
+    }
+
+    #[test]
+    fn debug_output_hides_the_credential() {
+        let cfg = EdgeConfig::from_toml(EXAMPLE, "x").unwrap();
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains(&cfg.cloud.credential), "{dbg}");
+    }
+}

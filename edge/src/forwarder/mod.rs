@@ -1,0 +1,133 @@
+//! The forwarder: sends buffered batches to the cloud, oldest first, and
+//! deletes a batch only after a 2xx (which the cloud sends only after commit).
+//!
+//! - 2xx: acknowledged (stored now or earlier), removed from the buffer.
+//! - 401/403: credential problem; kept, retried with backoff (an operator can
+//!   fix the credential without losing data).
+//! - 408, 429, 5xx, network errors: kept, retried with backoff and jitter.
+//! - other 4xx: the cloud will never accept this batch; it is quarantined,
+//!   counted and logged so the queue behind it keeps moving.
+
+use crate::buffer::Buffer;
+use crate::config::CloudLink;
+use crate::drivers::Backoff;
+use crate::metrics::EdgeMetrics;
+use dcmms_shared::api::{BATCH_CONTENT_TYPE, INGEST_PATH};
+use reqwest::StatusCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run_forwarder(
+    link: CloudLink,
+    buffer: Arc<Buffer>,
+    sealed: Arc<Notify>,
+    metrics: EdgeMetrics,
+    shutdown: CancellationToken,
+) {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_millis(link.request_timeout_ms))
+        .connect_timeout(Duration::from_millis(link.request_timeout_ms.min(10_000)))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client; forwarding disabled");
+            return;
+        }
+    };
+    let url = format!("{}{}", link.url.trim_end_matches('/'), INGEST_PATH);
+    let mut backoff = Backoff::new(link.backoff_min_ms, link.backoff_max_ms);
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let next = match buffer.oldest() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the buffer");
+                None
+            }
+        };
+        let Some(batch) = next else {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = sealed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            continue;
+        };
+        metrics.samples_forwarded.inc_by(batch.samples);
+        let req = client
+            .post(&url)
+            .bearer_auth(&link.credential)
+            .header(reqwest::header::CONTENT_TYPE, BATCH_CONTENT_TYPE)
+            .body(batch.frame)
+            .send();
+        let res = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = req => r,
+        };
+        let retry = match res {
+            Ok(resp) if resp.status().is_success() => {
+                let duplicate = resp
+                    .json::<serde_json::Value>()
+                    .await
+                    .map(|v| v["status"] == "duplicate")
+                    .unwrap_or(false);
+                if let Err(e) = buffer.remove(batch.sequence).await {
+                    tracing::error!(error = %e, sequence = batch.sequence, "cannot delete an acknowledged batch");
+                }
+                metrics.samples_acknowledged.inc_by(batch.samples);
+                metrics.batches_acknowledged.inc();
+                if duplicate {
+                    metrics.batches_duplicate.inc();
+                }
+                backoff.reset();
+                false
+            }
+            Ok(resp) => {
+                let status = resp.status();
+                let body = resp.text().await.unwrap_or_default();
+                match status {
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                        metrics.forward_failure("unauthorized");
+                        tracing::error!(%status, %body, "cloud rejected the gateway credential; will retry");
+                        true
+                    }
+                    s if s.is_server_error()
+                        || s == StatusCode::REQUEST_TIMEOUT
+                        || s == StatusCode::TOO_MANY_REQUESTS =>
+                    {
+                        metrics.forward_failure("server");
+                        tracing::warn!(%status, "cloud unavailable; will retry");
+                        true
+                    }
+                    _ => {
+                        metrics.forward_failure("rejected");
+                        metrics.batches_quarantined.inc();
+                        tracing::error!(%status, %body, sequence = batch.sequence, "cloud rejected the batch for good; quarantined");
+                        if let Err(e) = buffer.quarantine(batch.sequence).await {
+                            tracing::error!(error = %e, "cannot quarantine batch");
+                        }
+                        false
+                    }
+                }
+            }
+            Err(e) => {
+                metrics.forward_failure("network");
+                tracing::warn!(error = %e, "upload failed; will retry");
+                true
+            }
+        };
+        if retry {
+            let wait = backoff.next_delay();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+    tracing::info!("forwarder stopped");
+}

@@ -1,0 +1,161 @@
+//! The dCMMS edge agent: polls field devices, buffers every sample durably,
+//! and forwards batches to the cloud, deleting them only once acknowledged.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML configuration, validated as a whole before start.
+//! - [`drivers`]: the driver interface ([`drivers::Reading`]) and one folder
+//!   per protocol, each behind a cargo feature (`drivers/modbus`).
+//! - [`pipeline`]: the batcher that seals readings into batches within the
+//!   durability window.
+//! - [`buffer`]: the sled-backed store-and-forward buffer.
+//! - [`forwarder`]: uploads batches to the cloud's ingest endpoint.
+//! - [`metrics`]: Prometheus metrics and the status counters.
+//! - [`http`]: `/metrics`, `/healthz`, `/api/v1/status`.
+//!
+//! Data path: driver task per device → channel → batcher → buffer (flushed)
+//! → forwarder → cloud → 2xx → delete.
+
+pub mod buffer;
+pub mod config;
+pub mod drivers;
+pub mod forwarder;
+pub mod http;
+pub mod metrics;
+pub mod pipeline;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use config::EdgeConfig;
+pub use metrics::{EdgeMetrics, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the buffer at {path}: {source}")]
+    Buffer {
+        path: String,
+        source: buffer::BufferError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("device {0} uses a protocol this build does not include")]
+    ProtocolDisabled(String),
+}
+
+/// A running edge agent.
+#[derive(Debug)]
+pub struct RunningEdge {
+    /// Where `/metrics` and `/api/v1/status` are served.
+    pub http_addr: SocketAddr,
+    pub metrics: EdgeMetrics,
+    buffer: Arc<buffer::Buffer>,
+    drivers: JoinSet<()>,
+    batcher: tokio::task::JoinHandle<()>,
+    others: JoinSet<()>,
+}
+
+impl RunningEdge {
+    pub fn status(&self) -> Status {
+        self.metrics.status()
+    }
+
+    /// Waits for a clean stop after `shutdown` fired: drivers stop, the batcher
+    /// seals and flushes what they read, then the buffer is flushed.
+    pub async fn wait(mut self) {
+        while self.drivers.join_next().await.is_some() {}
+        let _ = self.batcher.await;
+        while self.others.join_next().await.is_some() {}
+        if let Err(e) = self.buffer.flush().await {
+            tracing::error!(error = %e, "final buffer flush failed");
+        }
+    }
+}
+
+/// Starts every component of the agent; they run until `shutdown`.
+pub async fn start(cfg: EdgeConfig, shutdown: CancellationToken) -> Result<RunningEdge, StartError> {
+    let cfg = Arc::new(cfg);
+    let metrics = EdgeMetrics::default();
+    let buffer = Arc::new(
+        buffer::Buffer::open(
+            &cfg.buffer.path,
+            cfg.buffer.cache_capacity_bytes,
+            cfg.buffer.max_bytes,
+            &cfg.gateway_id,
+            metrics.clone(),
+        )
+        .map_err(|source| StartError::Buffer {
+            path: cfg.buffer.path.display().to_string(),
+            source,
+        })?,
+    );
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: cfg.http.listen,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: cfg.http.listen,
+        source,
+    })?;
+
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let sealed = Arc::new(tokio::sync::Notify::new());
+    let mut drivers = JoinSet::new();
+    let n = cfg.devices.len().max(1) as u64;
+    for (i, d) in cfg.devices.iter().enumerate() {
+        let stagger = Duration::from_millis(d.poll_interval_ms * i as u64 / n);
+        if d.modbus_tcp.is_some() {
+            #[cfg(feature = "modbus")]
+            drivers.spawn(drivers::modbus::run_device(
+                i,
+                d.clone(),
+                stagger,
+                tx.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ));
+            #[cfg(not(feature = "modbus"))]
+            {
+                let _ = stagger;
+                return Err(StartError::ProtocolDisabled(d.name.clone()));
+            }
+        }
+    }
+    drop(tx);
+    let batcher = tokio::spawn(pipeline::run_batcher(cfg.clone(), rx, buffer.clone(), sealed.clone()));
+    let mut others = JoinSet::new();
+    others.spawn(forwarder::run_forwarder(
+        cfg.cloud.clone(),
+        buffer.clone(),
+        sealed,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let router = http::app(metrics.clone());
+    let sd = shutdown.clone();
+    others.spawn(async move {
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(sd.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "edge HTTP server failed");
+        }
+    });
+    tracing::info!(%http_addr, devices = cfg.devices.len(), gateway = %cfg.gateway_id, "edge agent started");
+    Ok(RunningEdge {
+        http_addr,
+        metrics,
+        buffer,
+        drivers,
+        batcher,
+        others,
+    })
+}

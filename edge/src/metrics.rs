@@ -1,0 +1,155 @@
+//! Prometheus metrics of the edge agent, on its own registry, and the
+//! counters behind `/api/v1/status` and the demo's status line.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeviceLabels {
+    pub device: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeviceResultLabels {
+    pub device: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+/// All edge metrics. Cloning shares the underlying counters.
+#[derive(Clone)]
+pub struct EdgeMetrics {
+    pub samples_polled: Counter,
+    pub samples_buffered: Counter,
+    pub samples_forwarded: Counter,
+    pub samples_acknowledged: Counter,
+    pub samples_dropped: Counter,
+    pub batches_acknowledged: Counter,
+    pub batches_duplicate: Counter,
+    pub batches_quarantined: Counter,
+    pub buffer_pending_batches: Gauge,
+    pub buffer_pending_bytes: Gauge,
+    pub forward_failures: Family<ReasonLabels, Counter>,
+    pub device_polls: Family<DeviceResultLabels, Counter>,
+    pub device_connected: Family<DeviceLabels, Gauge>,
+    pub device_last_success_ms: Family<DeviceLabels, Gauge>,
+    registry: std::sync::Arc<Registry>,
+}
+
+impl std::fmt::Debug for EdgeMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeMetrics")
+            .field("samples_polled", &self.samples_polled.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EdgeMetrics {
+    fn default() -> Self {
+        let mut r = Registry::with_prefix("dcmms_edge");
+        let m = EdgeMetrics {
+            samples_polled: Counter::default(),
+            samples_buffered: Counter::default(),
+            samples_forwarded: Counter::default(),
+            samples_acknowledged: Counter::default(),
+            samples_dropped: Counter::default(),
+            batches_acknowledged: Counter::default(),
+            batches_duplicate: Counter::default(),
+            batches_quarantined: Counter::default(),
+            buffer_pending_batches: Gauge::default(),
+            buffer_pending_bytes: Gauge::default(),
+            forward_failures: Family::default(),
+            device_polls: Family::default(),
+            device_connected: Family::default(),
+            device_last_success_ms: Family::default(),
+            registry: std::sync::Arc::new(Registry::default()),
+        };
+        r.register("samples_polled", "Samples read from field devices", m.samples_polled.clone());
+        r.register("samples_buffered", "Samples durably written to the buffer", m.samples_buffered.clone());
+        r.register("samples_forwarded", "Samples in upload attempts (retries count again)", m.samples_forwarded.clone());
+        r.register("samples_acknowledged", "Samples the cloud acknowledged (2xx)", m.samples_acknowledged.clone());
+        r.register("samples_dropped", "Samples dropped because the buffer was full", m.samples_dropped.clone());
+        r.register("batches_acknowledged", "Batches the cloud acknowledged", m.batches_acknowledged.clone());
+        r.register("batches_duplicate", "Acknowledged batches the cloud already had", m.batches_duplicate.clone());
+        r.register("batches_quarantined", "Batches the cloud rejected for good (4xx)", m.batches_quarantined.clone());
+        r.register("buffer_pending_batches", "Batches waiting for acknowledgement", m.buffer_pending_batches.clone());
+        r.register("buffer_pending_bytes", "Bytes of batches waiting for acknowledgement", m.buffer_pending_bytes.clone());
+        r.register("forward_failures", "Failed uploads by reason", m.forward_failures.clone());
+        r.register("device_polls", "Device polls by result", m.device_polls.clone());
+        r.register("device_connected", "1 while the device connection is up", m.device_connected.clone());
+        r.register("device_last_success_ms", "Unix ms of the last successful poll", m.device_last_success_ms.clone());
+        EdgeMetrics {
+            registry: std::sync::Arc::new(r),
+            ..m
+        }
+    }
+}
+
+/// A snapshot of the headline counters.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Status {
+    pub samples_polled: u64,
+    pub samples_buffered: u64,
+    pub samples_forwarded: u64,
+    pub samples_acknowledged: u64,
+    pub samples_dropped: u64,
+    pub batches_pending: i64,
+    pub bytes_pending: i64,
+    pub batches_quarantined: u64,
+}
+
+impl EdgeMetrics {
+    pub fn status(&self) -> Status {
+        Status {
+            samples_polled: self.samples_polled.get(),
+            samples_buffered: self.samples_buffered.get(),
+            samples_forwarded: self.samples_forwarded.get(),
+            samples_acknowledged: self.samples_acknowledged.get(),
+            samples_dropped: self.samples_dropped.get(),
+            batches_pending: self.buffer_pending_batches.get(),
+            bytes_pending: self.buffer_pending_bytes.get(),
+            batches_quarantined: self.batches_quarantined.get(),
+        }
+    }
+
+    pub fn device_poll(&self, device: &str, result: &str) {
+        self.device_polls
+            .get_or_create(&DeviceResultLabels {
+                device: device.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn device_gauge(&self, family: &Family<DeviceLabels, Gauge>, device: &str, v: i64) {
+        family
+            .get_or_create(&DeviceLabels {
+                device: device.to_string(),
+            })
+            .set(v);
+    }
+
+    pub fn forward_failure(&self, reason: &str) {
+        self.forward_failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}

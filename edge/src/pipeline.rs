@@ -1,0 +1,81 @@
+//! The batcher: gathers drivers' readings and seals them into buffered
+//! batches at least every `flush_interval`, which bounds how long a polled
+//! sample lives only in memory.
+
+use crate::buffer::Buffer;
+use crate::config::EdgeConfig;
+use crate::drivers::Reading;
+use dcmms_shared::{Sample, Series};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// Seal early when this many samples are waiting, to bound batch size.
+pub const MAX_SAMPLES_PER_BATCH: usize = 50_000;
+
+/// Runs until every driver has dropped its sender; then seals what is left.
+pub async fn run_batcher(
+    cfg: Arc<EdgeConfig>,
+    mut rx: mpsc::Receiver<Reading>,
+    buffer: Arc<Buffer>,
+    sealed: Arc<Notify>,
+) {
+    let mut pending: BTreeMap<(usize, usize), Vec<Sample>> = BTreeMap::new();
+    let mut count = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(cfg.buffer.flush_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let closed = tokio::select! {
+            r = rx.recv() => match r {
+                Some(r) => {
+                    count += r.samples.len();
+                    for (point, s) in r.samples {
+                        pending.entry((r.device, point)).or_default().push(s);
+                    }
+                    if count < MAX_SAMPLES_PER_BATCH {
+                        continue;
+                    }
+                    false
+                }
+                None => true,
+            },
+            _ = tick.tick() => false,
+        };
+        if count > 0 {
+            let series = to_series(&cfg, &pending);
+            match buffer.append(series).await {
+                Ok(seq) => {
+                    tracing::debug!(sequence = seq, samples = count, "batch sealed");
+                    pending.clear();
+                    count = 0;
+                    sealed.notify_one();
+                }
+                // Keep the samples and try again at the next tick.
+                Err(e) => tracing::error!(error = %e, samples = count, "cannot write to the buffer"),
+            }
+        }
+        if closed {
+            if count > 0 {
+                tracing::error!(samples = count, "samples could not be buffered before shutdown");
+            }
+            break;
+        }
+    }
+}
+
+fn to_series(cfg: &EdgeConfig, pending: &BTreeMap<(usize, usize), Vec<Sample>>) -> Vec<Series> {
+    pending
+        .iter()
+        .filter_map(|((d, p), samples)| {
+            let dev = cfg.devices.get(*d)?;
+            let pt = dev.points.get(*p)?;
+            Some(Series {
+                device: dev.name.clone(),
+                point: pt.name.clone(),
+                unit: pt.unit.clone(),
+                samples: samples.clone(),
+            })
+        })
+        .collect()
+}
