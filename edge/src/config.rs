@@ -52,6 +52,9 @@ pub struct CloudLink {
     pub backoff_min_ms: u64,
     #[serde(default = "d_backoff_max")]
     pub backoff_max_ms: u64,
+    /// At shutdown, how long to keep uploading buffered batches.
+    #[serde(default = "d_shutdown_grace")]
+    pub shutdown_grace_ms: u64,
 }
 
 impl std::fmt::Debug for CloudLink {
@@ -62,6 +65,7 @@ impl std::fmt::Debug for CloudLink {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("backoff_min_ms", &self.backoff_min_ms)
             .field("backoff_max_ms", &self.backoff_max_ms)
+            .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .finish()
     }
 }
@@ -74,6 +78,9 @@ fn d_backoff_min() -> u64 {
 }
 fn d_backoff_max() -> u64 {
     60_000
+}
+fn d_shutdown_grace() -> u64 {
+    5_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -270,9 +277,8 @@ impl EdgeConfig {
         let cfg: EdgeConfig = fig.extract().map_err(|e| {
             // Name the offending key itself, not only the table it sits in.
             let mut path = e.path.clone();
-            match &e.kind {
-                figment::error::Kind::MissingField(f) => path.push(f.to_string()),
-                _ => {}
+            if let figment::error::Kind::MissingField(f) = &e.kind {
+                path.push(f.to_string());
             }
             let field = if path.is_empty() {
                 "(top level)".to_string()
@@ -306,25 +312,41 @@ impl EdgeConfig {
             ));
         }
         if reqwest::Url::parse(&self.cloud.url).is_err() {
-            return Err(err("cloud.url".into(), format!("{:?} is not a valid URL", self.cloud.url)));
+            return Err(err(
+                "cloud.url".into(),
+                format!("{:?} is not a valid URL", self.cloud.url),
+            ));
         }
         match dcmms_shared::api::split_gateway_credential(&self.cloud.credential) {
             Some((id, _)) if id == self.gateway_id => {}
             Some((id, _)) => {
                 return Err(err(
                     "cloud.credential".into(),
-                    format!("is for gateway {id:?}, not for gateway_id {:?}", self.gateway_id),
+                    format!(
+                        "is for gateway {id:?}, not for gateway_id {:?}",
+                        self.gateway_id
+                    ),
                 ));
             }
             None => {
                 return Err(err(
                     "cloud.credential".into(),
-                    "must be '<gateway_id>.<secret>' as printed by 'dcmms-cloud gateway add'".into(),
+                    "must be '<gateway_id>.<secret>' as printed by 'dcmms-cloud gateway add'"
+                        .into(),
                 ));
             }
         }
+        if self.cloud.shutdown_grace_ms > 600_000 {
+            return Err(err(
+                "cloud.shutdown_grace_ms".into(),
+                "must be at most 600000".into(),
+            ));
+        }
         if self.cloud.request_timeout_ms == 0 {
-            return Err(err("cloud.request_timeout_ms".into(), "must be positive".into()));
+            return Err(err(
+                "cloud.request_timeout_ms".into(),
+                "must be positive".into(),
+            ));
         }
         if self.cloud.backoff_min_ms == 0 || self.cloud.backoff_min_ms > self.cloud.backoff_max_ms {
             return Err(err(
@@ -339,7 +361,10 @@ impl EdgeConfig {
             ));
         }
         if self.buffer.max_bytes < 1024 * 1024 {
-            return Err(err("buffer.max_bytes".into(), "must be at least 1 MiB".into()));
+            return Err(err(
+                "buffer.max_bytes".into(),
+                "must be at least 1 MiB".into(),
+            ));
         }
         if self.buffer.cache_capacity_bytes < 1024 * 1024 {
             return Err(err(
@@ -348,7 +373,10 @@ impl EdgeConfig {
             ));
         }
         if self.devices.is_empty() {
-            return Err(err("devices".into(), "at least one device is required".into()));
+            return Err(err(
+                "devices".into(),
+                "at least one device is required".into(),
+            ));
         }
         let mut names = HashSet::new();
         for (i, d) in self.devices.iter().enumerate() {
@@ -357,10 +385,16 @@ impl EdgeConfig {
                 return Err(err(at("name"), name_rule(&d.name)));
             }
             if !names.insert(d.name.as_str()) {
-                return Err(err(at("name"), format!("{:?} is used by another device", d.name)));
+                return Err(err(
+                    at("name"),
+                    format!("{:?} is used by another device", d.name),
+                ));
             }
             if !(10..=86_400_000).contains(&d.poll_interval_ms) {
-                return Err(err(at("poll_interval_ms"), "must be between 10 and 86400000".into()));
+                return Err(err(
+                    at("poll_interval_ms"),
+                    "must be between 10 and 86400000".into(),
+                ));
             }
             let Some(m) = &d.modbus_tcp else {
                 return Err(err(
@@ -375,7 +409,10 @@ impl EdgeConfig {
                 return Err(err(at("modbus_tcp.port"), "must not be 0".into()));
             }
             if m.timeout_ms == 0 || m.timeout_ms > 60_000 {
-                return Err(err(at("modbus_tcp.timeout_ms"), "must be between 1 and 60000".into()));
+                return Err(err(
+                    at("modbus_tcp.timeout_ms"),
+                    "must be between 1 and 60000".into(),
+                ));
             }
             if !(1..=125).contains(&m.max_registers_per_read) {
                 return Err(err(
@@ -393,7 +430,10 @@ impl EdgeConfig {
                     return Err(err(pat("name"), name_rule(&p.name)));
                 }
                 if !pnames.insert(p.name.as_str()) {
-                    return Err(err(pat("name"), format!("{:?} is used by another point of this device", p.name)));
+                    return Err(err(
+                        pat("name"),
+                        format!("{:?} is used by another point of this device", p.name),
+                    ));
                 }
                 let last = u32::from(p.address) + u32::from(p.data_type.registers()) - 1;
                 if last > u32::from(u16::MAX) {
@@ -408,10 +448,16 @@ impl EdgeConfig {
                     ));
                 }
                 if p.data_type.registers() > m.max_registers_per_read {
-                    return Err(err(pat("type"), "needs more registers than one read allows".into()));
+                    return Err(err(
+                        pat("type"),
+                        "needs more registers than one read allows".into(),
+                    ));
                 }
                 if !p.scale.is_finite() || p.scale == 0.0 {
-                    return Err(err(pat("scale"), "must be a finite, non-zero number".into()));
+                    return Err(err(
+                        pat("scale"),
+                        "must be a finite, non-zero number".into(),
+                    ));
                 }
                 if !p.offset.is_finite() {
                     return Err(err(pat("offset"), "must be a finite number".into()));
@@ -445,8 +491,7 @@ fn figment_path(path: &[String]) -> String {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 

@@ -58,6 +58,7 @@ pub struct RunningEdge {
     buffer: Arc<buffer::Buffer>,
     drivers: JoinSet<()>,
     batcher: tokio::task::JoinHandle<()>,
+    sealing_done: CancellationToken,
     others: JoinSet<()>,
 }
 
@@ -67,10 +68,12 @@ impl RunningEdge {
     }
 
     /// Waits for a clean stop after `shutdown` fired: drivers stop, the batcher
-    /// seals and flushes what they read, then the buffer is flushed.
+    /// seals and flushes what they read, the forwarder drains the buffer
+    /// within its grace period, then the buffer is flushed.
     pub async fn wait(mut self) {
         while self.drivers.join_next().await.is_some() {}
         let _ = self.batcher.await;
+        self.sealing_done.cancel();
         while self.others.join_next().await.is_some() {}
         if let Err(e) = self.buffer.flush().await {
             tracing::error!(error = %e, "final buffer flush failed");
@@ -79,7 +82,10 @@ impl RunningEdge {
 }
 
 /// Starts every component of the agent; they run until `shutdown`.
-pub async fn start(cfg: EdgeConfig, shutdown: CancellationToken) -> Result<RunningEdge, StartError> {
+pub async fn start(
+    cfg: EdgeConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningEdge, StartError> {
     let cfg = Arc::new(cfg);
     let metrics = EdgeMetrics::default();
     let buffer = Arc::new(
@@ -130,14 +136,21 @@ pub async fn start(cfg: EdgeConfig, shutdown: CancellationToken) -> Result<Runni
         }
     }
     drop(tx);
-    let batcher = tokio::spawn(pipeline::run_batcher(cfg.clone(), rx, buffer.clone(), sealed.clone()));
+    let batcher = tokio::spawn(pipeline::run_batcher(
+        cfg.clone(),
+        rx,
+        buffer.clone(),
+        sealed.clone(),
+    ));
     let mut others = JoinSet::new();
+    let sealing_done = CancellationToken::new();
     others.spawn(forwarder::run_forwarder(
         cfg.cloud.clone(),
         buffer.clone(),
         sealed,
         metrics.clone(),
         shutdown.clone(),
+        sealing_done.clone(),
     ));
     let router = http::app(metrics.clone());
     let sd = shutdown.clone();
@@ -156,6 +169,7 @@ pub async fn start(cfg: EdgeConfig, shutdown: CancellationToken) -> Result<Runni
         buffer,
         drivers,
         batcher,
+        sealing_done,
         others,
     })
 }

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
-#[command(name = "dcmms-edge", version, about = "dCMMS edge agent: polls field devices, buffers, forwards to the cloud")]
+#[command(
+    name = "dcmms-edge",
+    version,
+    about = "dCMMS edge agent: polls field devices, buffers, forwards to the cloud"
+)]
 struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
@@ -53,7 +57,10 @@ async fn main() -> anyhow::Result<()> {
             let edge = dcmms_edge::start(cfg, shutdown.clone())
                 .await
                 .context("cannot start the edge agent")?;
-            println!("dcmms-edge running; status and metrics on http://{}", edge.http_addr);
+            println!(
+                "dcmms-edge running; status and metrics on http://{}",
+                edge.http_addr
+            );
             wait_for_signal().await;
             tracing::info!("shutting down: sealing and flushing buffered data");
             shutdown.cancel();
@@ -81,7 +88,9 @@ async fn wait_for_signal() {
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         b.json().init();
     } else {

@@ -72,20 +72,76 @@ impl Default for EdgeMetrics {
             device_last_success_ms: Family::default(),
             registry: std::sync::Arc::new(Registry::default()),
         };
-        r.register("samples_polled", "Samples read from field devices", m.samples_polled.clone());
-        r.register("samples_buffered", "Samples durably written to the buffer", m.samples_buffered.clone());
-        r.register("samples_forwarded", "Samples in upload attempts (retries count again)", m.samples_forwarded.clone());
-        r.register("samples_acknowledged", "Samples the cloud acknowledged (2xx)", m.samples_acknowledged.clone());
-        r.register("samples_dropped", "Samples dropped because the buffer was full", m.samples_dropped.clone());
-        r.register("batches_acknowledged", "Batches the cloud acknowledged", m.batches_acknowledged.clone());
-        r.register("batches_duplicate", "Acknowledged batches the cloud already had", m.batches_duplicate.clone());
-        r.register("batches_quarantined", "Batches the cloud rejected for good (4xx)", m.batches_quarantined.clone());
-        r.register("buffer_pending_batches", "Batches waiting for acknowledgement", m.buffer_pending_batches.clone());
-        r.register("buffer_pending_bytes", "Bytes of batches waiting for acknowledgement", m.buffer_pending_bytes.clone());
-        r.register("forward_failures", "Failed uploads by reason", m.forward_failures.clone());
-        r.register("device_polls", "Device polls by result", m.device_polls.clone());
-        r.register("device_connected", "1 while the device connection is up", m.device_connected.clone());
-        r.register("device_last_success_ms", "Unix ms of the last successful poll", m.device_last_success_ms.clone());
+        r.register(
+            "samples_polled",
+            "Samples read from field devices",
+            m.samples_polled.clone(),
+        );
+        r.register(
+            "samples_buffered",
+            "Samples durably written to the buffer",
+            m.samples_buffered.clone(),
+        );
+        r.register(
+            "samples_forwarded",
+            "Samples in upload attempts (retries count again)",
+            m.samples_forwarded.clone(),
+        );
+        r.register(
+            "samples_acknowledged",
+            "Samples the cloud acknowledged (2xx)",
+            m.samples_acknowledged.clone(),
+        );
+        r.register(
+            "samples_dropped",
+            "Samples dropped because the buffer was full",
+            m.samples_dropped.clone(),
+        );
+        r.register(
+            "batches_acknowledged",
+            "Batches the cloud acknowledged",
+            m.batches_acknowledged.clone(),
+        );
+        r.register(
+            "batches_duplicate",
+            "Acknowledged batches the cloud already had",
+            m.batches_duplicate.clone(),
+        );
+        r.register(
+            "batches_quarantined",
+            "Batches the cloud rejected for good (4xx)",
+            m.batches_quarantined.clone(),
+        );
+        r.register(
+            "buffer_pending_batches",
+            "Batches waiting for acknowledgement",
+            m.buffer_pending_batches.clone(),
+        );
+        r.register(
+            "buffer_pending_bytes",
+            "Bytes of batches waiting for acknowledgement",
+            m.buffer_pending_bytes.clone(),
+        );
+        r.register(
+            "forward_failures",
+            "Failed uploads by reason",
+            m.forward_failures.clone(),
+        );
+        r.register(
+            "device_polls",
+            "Device polls by result",
+            m.device_polls.clone(),
+        );
+        r.register(
+            "device_connected",
+            "1 while the device connection is up",
+            m.device_connected.clone(),
+        );
+        r.register(
+            "device_last_success_ms",
+            "Unix ms of the last successful poll",
+            m.device_last_success_ms.clone(),
+        );
         EdgeMetrics {
             registry: std::sync::Arc::new(r),
             ..m

@@ -52,12 +52,17 @@ pub async fn run_batcher(
                     sealed.notify_one();
                 }
                 // Keep the samples and try again at the next tick.
-                Err(e) => tracing::error!(error = %e, samples = count, "cannot write to the buffer"),
+                Err(e) => {
+                    tracing::error!(error = %e, samples = count, "cannot write to the buffer")
+                }
             }
         }
         if closed {
             if count > 0 {
-                tracing::error!(samples = count, "samples could not be buffered before shutdown");
+                tracing::error!(
+                    samples = count,
+                    "samples could not be buffered before shutdown"
+                );
             }
             break;
         }

@@ -15,11 +15,15 @@
 //! - [`modbus`]: the simulation clock ([`modbus::SimClock`]) and a tokio-modbus
 //!   TCP server serving a fleet of simulated inverters, one port each
 //!   ([`modbus::start_fleet`]).
+//! - [`demo`]: the edge configuration for a simulated fleet, used by
+//!   `dcmms-demo` and the end-to-end tests.
 //! - [`error`]: the library's error type ([`SimError`]).
 //!
 //! The `dcmms-sim` binary (`src/bin/dcmms-sim.rs`) is a CLI around
-//! [`modbus::start_fleet`].
+//! [`modbus::start_fleet`]; `dcmms-demo` (`src/bin/dcmms-demo.rs`) runs the
+//! whole site in a box: cloud, simulated inverters and an edge agent.
 
+pub mod demo;
 pub mod device;
 pub mod error;
 pub mod modbus;

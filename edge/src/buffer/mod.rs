@@ -172,7 +172,11 @@ impl Buffer {
             st.batches -= 1;
             st.bytes = st.bytes.saturating_sub(v.len() as u64);
             self.metrics.samples_dropped.inc_by(samples);
-            tracing::warn!(sequence = seq_of(&k), samples, "buffer full: dropped the oldest batch");
+            tracing::warn!(
+                sequence = seq_of(&k),
+                samples,
+                "buffer full: dropped the oldest batch"
+            );
         }
         Ok(())
     }
@@ -294,7 +298,10 @@ mod tests {
             seqs.push(b.append(series(200)).await.unwrap());
         }
         let st = m.status();
-        assert!(st.bytes_pending <= 4096 || st.batches_pending == 1, "{st:?}");
+        assert!(
+            st.bytes_pending <= 4096 || st.batches_pending == 1,
+            "{st:?}"
+        );
         assert!(st.samples_dropped > 0);
         assert_eq!(st.samples_dropped % 200, 0);
         let oldest = b.oldest().unwrap().unwrap().sequence;

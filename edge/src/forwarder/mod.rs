@@ -7,6 +7,11 @@
 //! - 408, 429, 5xx, network errors: kept, retried with backoff and jitter.
 //! - other 4xx: the cloud will never accept this batch; it is quarantined,
 //!   counted and logged so the queue behind it keeps moving.
+//!
+//! On shutdown the forwarder drains: once the batcher has sealed the last
+//! readings (`sealing_done`), it keeps sending until the buffer is empty or
+//! `cloud.shutdown_grace_ms` has passed, whichever comes first. What is left
+//! stays on disk for the next start.
 
 use crate::buffer::Buffer;
 use crate::config::CloudLink;
@@ -15,7 +20,7 @@ use crate::metrics::EdgeMetrics;
 use dcmms_shared::api::{BATCH_CONTENT_TYPE, INGEST_PATH};
 use reqwest::StatusCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +30,7 @@ pub async fn run_forwarder(
     sealed: Arc<Notify>,
     metrics: EdgeMetrics,
     shutdown: CancellationToken,
+    sealing_done: CancellationToken,
 ) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_millis(link.request_timeout_ms))
@@ -39,8 +45,24 @@ pub async fn run_forwarder(
     };
     let url = format!("{}{}", link.url.trim_end_matches('/'), INGEST_PATH);
     let mut backoff = Backoff::new(link.backoff_min_ms, link.backoff_max_ms);
+    let grace = Duration::from_millis(link.shutdown_grace_ms);
+    let mut deadline: Option<Instant> = None;
+    // Resolves when the shutdown grace period is over (never before shutdown).
+    let give_up = |deadline: Option<Instant>| async move {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
+    };
     loop {
-        if shutdown.is_cancelled() {
+        if shutdown.is_cancelled() && deadline.is_none() {
+            deadline = Some(Instant::now() + grace);
+            tracing::info!(
+                grace_ms = link.shutdown_grace_ms,
+                "draining the buffer before stopping"
+            );
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         let next = match buffer.oldest() {
@@ -51,8 +73,12 @@ pub async fn run_forwarder(
             }
         };
         let Some(batch) = next else {
+            if deadline.is_some() && sealing_done.is_cancelled() {
+                break; // drained
+            }
             tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled(), if deadline.is_none() => {}
+                _ = sealing_done.cancelled(), if deadline.is_some() => {}
                 _ = sealed.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
@@ -66,7 +92,7 @@ pub async fn run_forwarder(
             .body(batch.frame)
             .send();
         let res = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = give_up(deadline) => break,
             r = req => r,
         };
         let retry = match res {
@@ -124,7 +150,8 @@ pub async fn run_forwarder(
         if retry {
             let wait = backoff.next_delay();
             tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled(), if deadline.is_none() => {}
+                _ = give_up(deadline) => break,
                 _ = tokio::time::sleep(wait) => {}
             }
         }

@@ -41,7 +41,13 @@ pub fn decode_point(p: &PointConfig, regs: &Registers, ts_ms: i64) -> Option<Sam
 pub fn raw_value(words: &[u16], t: DataType, byte_order: Order, word_order: Order) -> (f64, bool) {
     let mut w: Vec<u16> = words
         .iter()
-        .map(|x| if byte_order == Order::Little { x.swap_bytes() } else { *x })
+        .map(|x| {
+            if byte_order == Order::Little {
+                x.swap_bytes()
+            } else {
+                *x
+            }
+        })
         .collect();
     if word_order == Order::Little {
         w.reverse();
@@ -81,11 +87,22 @@ mod tests {
         assert_eq!(raw_value(&[0x0002, 0x0001], DataType::U32, b, l).0, 65538.0);
         assert_eq!(raw_value(&[0x0100, 0x0200], DataType::U32, l, b).0, 65538.0);
         let f = 230.5f32.to_bits();
-        assert_eq!(raw_value(&[(f >> 16) as u16, f as u16], DataType::F32, b, b).0, 230.5);
+        assert_eq!(
+            raw_value(&[(f >> 16) as u16, f as u16], DataType::F32, b, b).0,
+            230.5
+        );
         let d = (-1.25f64).to_bits();
-        let words = [(d >> 48) as u16, (d >> 32) as u16, (d >> 16) as u16, d as u16];
+        let words = [
+            (d >> 48) as u16,
+            (d >> 32) as u16,
+            (d >> 16) as u16,
+            d as u16,
+        ];
         assert_eq!(raw_value(&words, DataType::F64, b, b).0, -1.25);
-        assert_eq!(raw_value(&[0xFFFF, 0xFFFF, 0xFFFF, 0xFFFE], DataType::I64, b, b).0, -2.0);
+        assert_eq!(
+            raw_value(&[0xFFFF, 0xFFFF, 0xFFFF, 0xFFFE], DataType::I64, b, b).0,
+            -2.0
+        );
     }
 
     #[test]
@@ -115,14 +132,26 @@ mod tests {
     fn regs(words: Vec<u16>) -> Registers {
         let mut r = Registers::default();
         let count = words.len() as u16;
-        r.push(ReadRange { table: RegisterTable::Holding, start: 10, count }, words);
+        r.push(
+            ReadRange {
+                table: RegisterTable::Holding,
+                start: 10,
+                count,
+            },
+            words,
+        );
         r
     }
 
     #[test]
     fn scale_factor_applies_and_bad_values_are_marked() {
         // 1234 × 10^-1
-        let s = decode_point(&point(Some(11), DataType::I16), &regs(vec![1234, (-1i16) as u16]), 5).unwrap();
+        let s = decode_point(
+            &point(Some(11), DataType::I16),
+            &regs(vec![1234, (-1i16) as u16]),
+            5,
+        )
+        .unwrap();
         assert_eq!((s.value, s.quality, s.ts_ms), (123.4, Quality::Good, 5));
         // Not-implemented value.
         let s = decode_point(&point(Some(11), DataType::I16), &regs(vec![0x8000, 0]), 5).unwrap();

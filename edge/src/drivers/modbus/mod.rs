@@ -138,14 +138,27 @@ async fn poll_once(
                 RegisterTable::Input => c.read_input_registers(r.start, r.count).await,
             }
         };
-        match timeout(per_call, fut).await.map_err(|_| PollError::Timeout(per_call))?? {
+        match timeout(per_call, fut)
+            .await
+            .map_err(|_| PollError::Timeout(per_call))??
+        {
             Ok(words) if words.len() == r.count as usize => regs.push(*r, words),
             Ok(words) => {
-                tracing::warn!(start = r.start, asked = r.count, got = words.len(), "short reply");
+                tracing::warn!(
+                    start = r.start,
+                    asked = r.count,
+                    got = words.len(),
+                    "short reply"
+                );
                 exceptions += 1;
             }
             Err(code) => {
-                tracing::warn!(start = r.start, count = r.count, ?code, "device answered with an exception");
+                tracing::warn!(
+                    start = r.start,
+                    count = r.count,
+                    ?code,
+                    "device answered with an exception"
+                );
                 exceptions += 1;
             }
         }

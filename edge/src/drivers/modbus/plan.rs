@@ -106,18 +106,36 @@ mod tests {
             pt(40086, DataType::U16, Some(40087), H),
             pt(40094, DataType::Acc32, Some(40096), H),
         ];
-        assert_eq!(plan(&pts, 16, 125), vec![ReadRange { table: H, start: 40084, count: 13 }]);
+        assert_eq!(
+            plan(&pts, 16, 125),
+            vec![ReadRange {
+                table: H,
+                start: 40084,
+                count: 13
+            }]
+        );
     }
 
     #[test]
     fn a_gap_wider_than_allowed_splits_the_read() {
-        let pts = [pt(100, DataType::U16, None, H), pt(120, DataType::U32, None, H)];
+        let pts = [
+            pt(100, DataType::U16, None, H),
+            pt(120, DataType::U32, None, H),
+        ];
         assert_eq!(plan(&pts, 19, 125).len(), 1);
         assert_eq!(
             plan(&pts, 18, 125),
             vec![
-                ReadRange { table: H, start: 100, count: 1 },
-                ReadRange { table: H, start: 120, count: 2 }
+                ReadRange {
+                    table: H,
+                    start: 100,
+                    count: 1
+                },
+                ReadRange {
+                    table: H,
+                    start: 120,
+                    count: 2
+                }
             ]
         );
     }
@@ -128,20 +146,48 @@ mod tests {
         pts.push(pt(5, DataType::U16, None, RegisterTable::Input));
         let ranges = plan(&pts, 0, 125);
         assert!(ranges.iter().all(|r| r.count <= 125));
-        assert_eq!(ranges.iter().filter(|r| r.table == H).map(|r| r.count as u32).sum::<u32>(), 300);
-        assert!(ranges.contains(&ReadRange { table: RegisterTable::Input, start: 5, count: 1 }));
+        assert_eq!(
+            ranges
+                .iter()
+                .filter(|r| r.table == H)
+                .map(|r| r.count as u32)
+                .sum::<u32>(),
+            300
+        );
+        assert!(ranges.contains(&ReadRange {
+            table: RegisterTable::Input,
+            start: 5,
+            count: 1
+        }));
     }
 
     #[test]
     fn overlapping_points_are_covered_once() {
-        let pts = [pt(10, DataType::F64, None, H), pt(12, DataType::U32, None, H)];
-        assert_eq!(plan(&pts, 0, 125), vec![ReadRange { table: H, start: 10, count: 4 }]);
+        let pts = [
+            pt(10, DataType::F64, None, H),
+            pt(12, DataType::U32, None, H),
+        ];
+        assert_eq!(
+            plan(&pts, 0, 125),
+            vec![ReadRange {
+                table: H,
+                start: 10,
+                count: 4
+            }]
+        );
     }
 
     #[test]
     fn registers_lookup_respects_block_bounds() {
         let mut r = Registers::default();
-        r.push(ReadRange { table: H, start: 10, count: 3 }, vec![1, 2, 3]);
+        r.push(
+            ReadRange {
+                table: H,
+                start: 10,
+                count: 3,
+            },
+            vec![1, 2, 3],
+        );
         assert_eq!(r.get(H, 11, 2), Some(&[2, 3][..]));
         assert_eq!(r.get(H, 12, 2), None);
         assert_eq!(r.get(RegisterTable::Input, 10, 1), None);
