@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Independent decoder of the dCMMS batch wire format (docs/specs/wire-format.md).
+
+Written from the spec with the Python standard library only (zstd frames need
+the `zstandard` package). Prints the batch as JSON on stdout; exits 2 with a
+message on stderr for a malformed frame.
+
+usage: decode_batch.py FRAME_FILE
+"""
+import json
+import struct
+import sys
+import zlib
+
+MAGIC = b"DCMB"
+QUALITY = {0: "good", 1: "stale", 2: "comms_lost", 3: "bad"}
+
+
+class Malformed(Exception):
+    pass
+
+
+class Reader:
+    def __init__(self, buf):
+        self.buf, self.pos = buf, 0
+
+    def take(self, n, what):
+        if self.pos + n > len(self.buf):
+            raise Malformed(f"truncated {what} at offset {self.pos}")
+        b = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def varint(self):
+        value, shift = 0, 0
+        for _ in range(10):
+            (b,) = self.take(1, "varint")
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return value
+            shift += 7
+        raise Malformed("varint longer than 10 bytes")
+
+    def string(self, what):
+        n = self.varint()
+        if n > 255:
+            raise Malformed(f"{what} longer than 255 bytes")
+        return self.take(n, what).decode("utf-8")
+
+
+def unzigzag(v):
+    return (v >> 1) ^ -(v & 1)
+
+
+def wrap_i64(v):
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def decode(frame):
+    if len(frame) < 20:
+        raise Malformed("shorter than the 20-byte header")
+    magic, version, compression, reserved, payload_len, raw_len, crc = struct.unpack(
+        "<4sBBHIII", frame[:20])
+    if magic != MAGIC:
+        raise Malformed("bad magic")
+    if version != 1:
+        raise Malformed(f"unsupported version {version}")
+    if reserved != 0:
+        raise Malformed("reserved bytes not zero")
+    payload = frame[20:]
+    if len(payload) != payload_len:
+        raise Malformed("payload length mismatch")
+    if zlib.crc32(payload) != crc:
+        raise Malformed("checksum mismatch")
+    if compression == 1:
+        import zstandard  # optional dependency, only for compressed frames
+        payload = zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_len)
+    elif compression != 0:
+        raise Malformed(f"unknown compression {compression}")
+    if len(payload) != raw_len:
+        raise Malformed("decompressed length mismatch")
+    r = Reader(payload)
+    batch = {"gateway_id": r.string("gateway_id")}
+    batch["sequence"], batch["created_ms"] = struct.unpack("<Qq", r.take(16, "sequence"))
+    series = []
+    for _ in range(r.varint()):
+        s = {"device": r.string("device"), "point": r.string("point"), "unit": r.string("unit")}
+        n = r.varint()
+        if n == 0:
+            raise Malformed("empty series")
+        (ts,) = struct.unpack("<q", r.take(8, "first timestamp"))
+        stamps = [ts]
+        for _ in range(n - 1):
+            ts = wrap_i64(ts + unzigzag(r.varint()))
+            stamps.append(ts)
+        values = struct.unpack(f"<{n}d", r.take(8 * n, "values"))
+        quals = r.take(n, "qualities")
+        for q in quals:
+            if q not in QUALITY:
+                raise Malformed(f"unknown quality {q}")
+        s["samples"] = [{"ts_ms": t, "value": v, "quality": QUALITY[q]}
+                        for t, v, q in zip(stamps, values, quals)]
+        series.append(s)
+    if r.pos != len(payload):
+        raise Malformed("trailing bytes")
+    batch["series"] = series
+    return batch
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with open(sys.argv[1], "rb") as f:
+        frame = f.read()
+    try:
+        print(json.dumps(decode(frame)))
+    except Malformed as e:
+        print(f"{sys.argv[1]}: malformed batch: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
