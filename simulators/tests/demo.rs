@@ -6,7 +6,7 @@ use std::process::Command;
 fn field(line: &str, name: &str) -> u64 {
     line.split('|')
         .find_map(|part| part.trim().strip_prefix(name))
-        .and_then(|v| v.trim().split_whitespace().next())
+        .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {name:?} in {line:?}"))
 }
@@ -45,7 +45,7 @@ fn demo_moves_data_to_the_cloud_and_stops_cleanly() {
     let last = stdout
         .lines()
         .filter(|l| l.contains("acknowledged"))
-        .last()
+        .next_back()
         .unwrap();
     let polled = field(last, "polled");
     let acked = field(last, "acknowledged");
