@@ -44,8 +44,7 @@ fn demo_moves_data_to_the_cloud_and_stops_cleanly() {
     assert!(stdout.contains("stopped cleanly"), "{stdout}");
     let last = stdout
         .lines()
-        .filter(|l| l.contains("acknowledged"))
-        .next_back()
+        .rfind(|l| l.contains("acknowledged"))
         .unwrap();
     let polled = field(last, "polled");
     let acked = field(last, "acknowledged");
