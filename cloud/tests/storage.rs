@@ -30,8 +30,11 @@ fn batch(gw: &str, seq: u64) -> Batch {
     };
     Batch {
         gateway_id: gw.into(),
+        first_sequence: seq,
         sequence: seq,
         created_ms: T0,
+        polled_through_ms: T0 + seq as i64 * 120_000,
+        drops: vec![],
         series: vec![
             mk("ac_power", "W", |i| 1000.0 + i as f64),
             mk("dc_voltage", "V", |i| 800.0 - (i % 10) as f64),

@@ -16,4 +16,4 @@ pub mod api;
 pub mod model;
 pub mod wire;
 
-pub use model::{Batch, PointKey, Quality, Sample, Series};
+pub use model::{Batch, Drop, DropReason, DroppedSpan, PointKey, Quality, Sample, Series};

@@ -93,12 +93,83 @@ impl Series {
 pub struct Batch {
     /// The gateway that produced the batch; must match its credential.
     pub gateway_id: String,
-    /// Per-gateway sequence number, strictly increasing in the order batches
-    /// are created. The cloud stores `(gateway_id, sequence)` at most once.
+    /// First sequence number this batch covers. Equal to `sequence` for a
+    /// batch as sealed; lower when the edge merged never-sent batches
+    /// `first_sequence..=sequence` into one.
+    pub first_sequence: u64,
+    /// Last sequence number this batch covers. Sequences are strictly
+    /// increasing per gateway in the order batches are sealed; the cloud
+    /// stores each at most once.
     pub sequence: u64,
     /// Unix ms at which the edge sealed the batch.
     pub created_ms: i64,
+    /// Every sample the edge polled before this instant (Unix ms) is in this
+    /// batch, an earlier-sequenced one, or a reported drop: the gateway's
+    /// watermark at sealing time.
+    pub polled_through_ms: i64,
     pub series: Vec<Series>,
+    /// Data the edge discarded since the previous batch, reported once.
+    pub drops: Vec<Drop>,
+}
+
+/// Why the edge discarded buffered data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// The buffer reached its byte cap; the oldest data went first.
+    Capacity,
+    /// The data was older than the buffer's age cap.
+    Age,
+    /// The stored chunk was unreadable (checksum or decode failure).
+    Corrupt,
+}
+
+impl DropReason {
+    pub fn code(self) -> u8 {
+        match self {
+            DropReason::Capacity => 0,
+            DropReason::Age => 1,
+            DropReason::Corrupt => 2,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<Self> {
+        match c {
+            0 => Some(DropReason::Capacity),
+            1 => Some(DropReason::Age),
+            2 => Some(DropReason::Corrupt),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Capacity => "capacity",
+            DropReason::Age => "age",
+            DropReason::Corrupt => "corrupt",
+        }
+    }
+}
+
+/// Sequences the edge discarded, with what they held per point (when known:
+/// a corrupt chunk cannot say).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drop {
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    pub reason: DropReason,
+    pub spans: Vec<DroppedSpan>,
+}
+
+/// The samples of one point inside a dropped chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedSpan {
+    pub device: String,
+    pub point: String,
+    /// Timestamp of the first and last dropped sample (inclusive).
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub samples: u64,
 }
 
 impl Batch {

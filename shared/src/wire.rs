@@ -3,20 +3,21 @@
 //! Normative description: `docs/specs/wire-format.md`. In short: a fixed
 //! 20-byte header (magic, version, compression, lengths, CRC-32 of the payload
 //! as sent), then the payload, optionally zstd-compressed. The payload is
-//! columnar per series: timestamps as a first value plus zig-zag varint
-//! deltas, values as little-endian IEEE-754 doubles, one quality byte each.
+//! columnar per series: timestamps as delta-of-delta zig-zag varints, values
+//! XOR-ed with their predecessor and stored without their zero bytes,
+//! qualities run-length encoded; then the drop reports.
 //!
 //! Decoding checks every length against the bytes actually present before it
 //! allocates, so a hostile frame can cost at most [`MAX_RAW_LEN`] bytes of
 //! memory and never panics.
 
-use crate::model::{Batch, Quality, Sample, Series};
+use crate::model::{Batch, Drop, DropReason, DroppedSpan, Quality, Sample, Series};
 use thiserror::Error;
 
 /// First four bytes of every frame: `DCMB`.
 pub const MAGIC: [u8; 4] = *b"DCMB";
 /// The format version this crate writes and reads.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 20;
 /// Largest payload, before or after decompression, a decoder accepts.
@@ -51,6 +52,8 @@ pub enum EncodeError {
     EmptySeries { device: String, point: String },
     #[error("batch has {0} samples; at most {MAX_SAMPLES} allowed")]
     TooManySamples(usize),
+    #[error("first_sequence {first} is above sequence {last}")]
+    SequenceRange { first: u64, last: u64 },
     #[error("encoded payload is {0} bytes; at most {MAX_RAW_LEN} allowed")]
     TooLarge(usize),
     #[error("zstd compression failed: {0}")]
@@ -96,8 +99,16 @@ pub enum DecodeError {
     EmptySeries { index: usize },
     #[error("batch declares more than {MAX_SAMPLES} samples")]
     TooManySamples,
-    #[error("{0} unexpected bytes after the last series")]
+    #[error("{0} unexpected bytes after the last drop report")]
     TrailingBytes(usize),
+    #[error("value control byte {ctrl:#04x} at offset {offset} is invalid")]
+    InvalidValueControl { ctrl: u8, offset: usize },
+    #[error("quality runs of series {index} do not add up to its sample count")]
+    QualityRuns { index: usize },
+    #[error("first_sequence {first} is above sequence {last}")]
+    SequenceRange { first: u64, last: u64 },
+    #[error("unknown drop reason code {0}")]
+    InvalidDropReason(u8),
 }
 
 /// Encodes a batch into one frame.
@@ -106,32 +117,47 @@ pub fn encode(batch: &Batch, compression: Compression) -> Result<Vec<u8>, Encode
     if total > MAX_SAMPLES {
         return Err(EncodeError::TooManySamples(total));
     }
-    let mut p = Vec::with_capacity(64 + total * 11);
+    if batch.first_sequence > batch.sequence {
+        return Err(EncodeError::SequenceRange {
+            first: batch.first_sequence,
+            last: batch.sequence,
+        });
+    }
+    let mut p = Vec::with_capacity(64 + total * 6);
     put_str(&mut p, "gateway_id", &batch.gateway_id)?;
+    p.extend_from_slice(&batch.first_sequence.to_le_bytes());
     p.extend_from_slice(&batch.sequence.to_le_bytes());
     p.extend_from_slice(&batch.created_ms.to_le_bytes());
+    p.extend_from_slice(&batch.polled_through_ms.to_le_bytes());
     put_varint(&mut p, batch.series.len() as u64);
     for s in &batch.series {
-        let Some(first) = s.samples.first() else {
+        if s.samples.is_empty() {
             return Err(EncodeError::EmptySeries {
                 device: s.device.clone(),
                 point: s.point.clone(),
             });
-        };
+        }
         put_str(&mut p, "device", &s.device)?;
         put_str(&mut p, "point", &s.point)?;
         put_str(&mut p, "unit", &s.unit)?;
         put_varint(&mut p, s.samples.len() as u64);
-        p.extend_from_slice(&first.ts_ms.to_le_bytes());
-        let mut prev = first.ts_ms;
-        for x in &s.samples[1..] {
-            put_varint(&mut p, zigzag(x.ts_ms.wrapping_sub(prev)));
-            prev = x.ts_ms;
+        put_timestamps(&mut p, &s.samples);
+        put_values(&mut p, &s.samples);
+        put_qualities(&mut p, &s.samples);
+    }
+    put_varint(&mut p, batch.drops.len() as u64);
+    for d in &batch.drops {
+        p.extend_from_slice(&d.first_sequence.to_le_bytes());
+        p.extend_from_slice(&d.last_sequence.to_le_bytes());
+        p.push(d.reason.code());
+        put_varint(&mut p, d.spans.len() as u64);
+        for sp in &d.spans {
+            put_str(&mut p, "device", &sp.device)?;
+            put_str(&mut p, "point", &sp.point)?;
+            p.extend_from_slice(&sp.from_ms.to_le_bytes());
+            p.extend_from_slice(&sp.to_ms.to_le_bytes());
+            put_varint(&mut p, sp.samples);
         }
-        for x in &s.samples {
-            p.extend_from_slice(&x.value.to_le_bytes());
-        }
-        p.extend(s.samples.iter().map(|x| x.quality.code()));
     }
     if p.len() > MAX_RAW_LEN {
         return Err(EncodeError::TooLarge(p.len()));
@@ -153,6 +179,62 @@ pub fn encode(batch: &Batch, compression: Compression) -> Result<Vec<u8>, Encode
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     out.extend_from_slice(&payload);
     Ok(out)
+}
+
+/// First timestamp as i64, then the first delta, then deltas of deltas, all
+/// zig-zag varints with wrapping arithmetic: a steady poll costs one byte
+/// per sample before compression.
+fn put_timestamps(p: &mut Vec<u8>, samples: &[Sample]) {
+    let mut prev = 0i64;
+    let mut prev_delta = 0i64;
+    for (i, x) in samples.iter().enumerate() {
+        if i == 0 {
+            p.extend_from_slice(&x.ts_ms.to_le_bytes());
+        } else {
+            let delta = x.ts_ms.wrapping_sub(prev);
+            put_varint(p, zigzag(delta.wrapping_sub(prev_delta)));
+            prev_delta = delta;
+        }
+        prev = x.ts_ms;
+    }
+}
+
+/// Each value's bits XOR the previous value's (the first XORs 0), written as
+/// a control byte `(leading zero bytes << 4) | trailing zero bytes` and the
+/// bytes between, most significant first. An unchanged value is one byte.
+fn put_values(p: &mut Vec<u8>, samples: &[Sample]) {
+    let mut prev = 0u64;
+    for x in samples {
+        let bits = x.value.to_bits();
+        let xor = bits ^ prev;
+        prev = bits;
+        if xor == 0 {
+            p.push(0x80);
+            continue;
+        }
+        let lz = (xor.leading_zeros() / 8) as usize;
+        let tz = (xor.trailing_zeros() / 8) as usize;
+        p.push(((lz as u8) << 4) | tz as u8);
+        let bytes = xor.to_be_bytes();
+        p.extend_from_slice(&bytes[lz..8 - tz]);
+    }
+}
+
+/// Runs of equal quality: a run count, then `(code, length)` per run.
+fn put_qualities(p: &mut Vec<u8>, samples: &[Sample]) {
+    let mut runs: Vec<(u8, u64)> = Vec::new();
+    for x in samples {
+        let c = x.quality.code();
+        match runs.last_mut() {
+            Some((q, n)) if *q == c => *n += 1,
+            _ => runs.push((c, 1)),
+        }
+    }
+    put_varint(p, runs.len() as u64);
+    for (q, n) in runs {
+        p.push(q);
+        put_varint(p, n);
+    }
 }
 
 /// Decodes one frame. Never panics, whatever the input.
@@ -223,11 +305,20 @@ pub fn decode(frame: &[u8]) -> Result<Batch, DecodeError> {
 fn decode_payload(buf: &[u8]) -> Result<Batch, DecodeError> {
     let mut r = Reader { buf, pos: 0 };
     let gateway_id = r.string("gateway_id")?;
+    let first_sequence = u64::from_le_bytes(r.array("first_sequence")?);
     let sequence = u64::from_le_bytes(r.array("sequence")?);
+    if first_sequence > sequence {
+        return Err(DecodeError::SequenceRange {
+            first: first_sequence,
+            last: sequence,
+        });
+    }
     let created_ms = i64::from_le_bytes(r.array("created_ms")?);
+    let polled_through_ms = i64::from_le_bytes(r.array("polled_through_ms")?);
     let series_count = r.varint()?;
-    // Each series needs at least 3 length bytes, 1 count byte, 8 + 8 + 1 bytes.
-    r.check_room("series", series_count, 21)?;
+    // Each series needs at least 3 length bytes, a count, 8 timestamp bytes,
+    // a value byte and 3 quality-run bytes.
+    r.check_room("series", series_count, 16)?;
     let mut series = Vec::with_capacity(series_count as usize);
     let mut total: u64 = 0;
     for index in 0..series_count as usize {
@@ -242,38 +333,61 @@ fn decode_payload(buf: &[u8]) -> Result<Batch, DecodeError> {
         if total > MAX_SAMPLES as u64 {
             return Err(DecodeError::TooManySamples);
         }
-        // 8 value bytes + 1 quality byte per sample, plus at least one delta byte.
-        r.check_room("samples", count, 9)?;
+        // At least one timestamp byte and one value byte per sample.
+        r.check_room("samples", count, 2)?;
         let count = count as usize;
-        let mut ts = Vec::with_capacity(count);
-        let mut prev = i64::from_le_bytes(r.array("first timestamp")?);
-        ts.push(prev);
-        for _ in 1..count {
-            let delta = unzigzag(r.varint()?);
-            // Wrapping on both sides makes every i64 sequence round-trip.
-            prev = prev.wrapping_add(delta);
-            ts.push(prev);
-        }
-        let values = r.take("values", count * 8)?;
-        let qoff = r.pos;
-        let qualities = r.take("qualities", count)?;
         let mut samples = Vec::with_capacity(count);
-        for (i, (ts_ms, (v, q))) in ts
-            .into_iter()
-            .zip(values.chunks_exact(8).zip(qualities))
-            .enumerate()
-        {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(v);
-            let quality = Quality::from_code(*q).ok_or(DecodeError::InvalidQuality {
-                code: *q,
-                offset: qoff + i,
-            })?;
+        let mut ts = i64::from_le_bytes(r.array("first timestamp")?);
+        let mut delta = 0i64;
+        samples.push(Sample {
+            ts_ms: ts,
+            value: 0.0,
+            quality: Quality::Good,
+        });
+        for _ in 1..count {
+            delta = delta.wrapping_add(unzigzag(r.varint()?));
+            ts = ts.wrapping_add(delta);
             samples.push(Sample {
-                ts_ms,
-                value: f64::from_le_bytes(b),
-                quality,
+                ts_ms: ts,
+                value: 0.0,
+                quality: Quality::Good,
             });
+        }
+        let mut prev = 0u64;
+        for s in samples.iter_mut() {
+            let offset = r.pos;
+            let [ctrl] = r.array::<1>("value control")?;
+            let (lz, tz) = ((ctrl >> 4) as usize, (ctrl & 0x0f) as usize);
+            if lz + tz > 8 || (lz + tz == 8 && ctrl != 0x80) {
+                return Err(DecodeError::InvalidValueControl { ctrl, offset });
+            }
+            let mid = r.take("value", 8 - lz - tz)?;
+            let mut bytes = [0u8; 8];
+            bytes[lz..8 - tz].copy_from_slice(mid);
+            prev ^= u64::from_be_bytes(bytes);
+            s.value = f64::from_bits(prev);
+        }
+        let runs = r.varint()?;
+        r.check_room("quality runs", runs, 2)?;
+        let mut filled = 0usize;
+        for _ in 0..runs {
+            let offset = r.pos;
+            let [code] = r.array::<1>("quality")?;
+            let quality =
+                Quality::from_code(code).ok_or(DecodeError::InvalidQuality { code, offset })?;
+            let len = r.varint()?;
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|l| filled.checked_add(l))
+                .filter(|e| *e <= count)
+                .ok_or(DecodeError::QualityRuns { index })?;
+            for s in &mut samples[filled..end] {
+                s.quality = quality;
+            }
+            filled = end;
+        }
+        if filled != count {
+            return Err(DecodeError::QualityRuns { index });
         }
         series.push(Series {
             device,
@@ -282,14 +396,47 @@ fn decode_payload(buf: &[u8]) -> Result<Batch, DecodeError> {
             samples,
         });
     }
+    let drop_count = r.varint()?;
+    r.check_room("drops", drop_count, 18)?;
+    let mut drops = Vec::with_capacity(drop_count as usize);
+    for _ in 0..drop_count {
+        let first = u64::from_le_bytes(r.array("drop first_sequence")?);
+        let last = u64::from_le_bytes(r.array("drop last_sequence")?);
+        if first > last {
+            return Err(DecodeError::SequenceRange { first, last });
+        }
+        let [code] = r.array::<1>("drop reason")?;
+        let reason = DropReason::from_code(code).ok_or(DecodeError::InvalidDropReason(code))?;
+        let n = r.varint()?;
+        r.check_room("dropped spans", n, 19)?;
+        let mut spans = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            spans.push(DroppedSpan {
+                device: r.string("device")?,
+                point: r.string("point")?,
+                from_ms: i64::from_le_bytes(r.array("from_ms")?),
+                to_ms: i64::from_le_bytes(r.array("to_ms")?),
+                samples: r.varint()?,
+            });
+        }
+        drops.push(Drop {
+            first_sequence: first,
+            last_sequence: last,
+            reason,
+            spans,
+        });
+    }
     if r.pos != buf.len() {
         return Err(DecodeError::TrailingBytes(buf.len() - r.pos));
     }
     Ok(Batch {
         gateway_id,
+        first_sequence,
         sequence,
         created_ms,
+        polled_through_ms,
         series,
+        drops,
     })
 }
 
@@ -405,8 +552,22 @@ mod tests {
     fn sample_batch() -> Batch {
         Batch {
             gateway_id: "bhadla-gw-01".into(),
+            first_sequence: 40,
             sequence: 42,
             created_ms: 1_782_000_000_000,
+            polled_through_ms: 1_782_000_001_500,
+            drops: vec![Drop {
+                first_sequence: 7,
+                last_sequence: 9,
+                reason: DropReason::Capacity,
+                spans: vec![DroppedSpan {
+                    device: "inv-01".into(),
+                    point: "ac_power".into(),
+                    from_ms: 1_781_000_000_000,
+                    to_ms: 1_781_000_090_000,
+                    samples: 91,
+                }],
+            }],
             series: vec![
                 Series {
                     device: "inv-01".into(),
@@ -454,8 +615,10 @@ mod tests {
     fn uncompressed_layout_matches_the_spec_example() {
         let b = Batch {
             gateway_id: "gw".into(),
+            first_sequence: 1,
             sequence: 1,
             created_ms: 1000,
+            polled_through_ms: 1000,
             series: vec![Series {
                 device: "d".into(),
                 point: "p".into(),
@@ -467,31 +630,43 @@ mod tests {
                         quality: Quality::Good,
                     },
                     Sample {
-                        ts_ms: 999,
+                        ts_ms: 2000,
+                        value: 1.5,
+                        quality: Quality::Good,
+                    },
+                    Sample {
+                        ts_ms: 3001,
                         value: 2.0,
                         quality: Quality::Stale,
                     },
                 ],
             }],
+            drops: vec![],
         };
         let f = encode(&b, Compression::None).unwrap();
         let payload: Vec<u8> = [
             &[2, b'g', b'w'][..],
             &1u64.to_le_bytes(),
+            &1u64.to_le_bytes(),
             &1000i64.to_le_bytes(),
-            &[1, 1, b'd', 1, b'p', 1, b'W', 2],
             &1000i64.to_le_bytes(),
-            &[1], // zig-zag(-1)
-            &1.5f64.to_le_bytes(),
-            &2.0f64.to_le_bytes(),
-            &[0, 1],
+            &[1, 1, b'd', 1, b'p', 1, b'W', 3],
+            &1000i64.to_le_bytes(),
+            &[0xd0, 0x0f],       // first delta 1000, zig-zag 2000, LEB128
+            &[2],                // delta of delta +1, zig-zag 2
+            &[0x06, 0x3f, 0xf8], // 1.5 = 0x3FF8000000000000: 0 leading, 6 trailing zero bytes
+            &[0x80],             // unchanged
+            &[0x06, 0x7f, 0xf8], // 1.5 ^ 2.0 = 0x7FF8000000000000
+            &[2, 0, 2, 1, 1],    // two runs: good ×2, stale ×1
+            &[0],                // no drop reports
         ]
         .concat();
-        assert_eq!(&f[..8], b"DCMB\x01\x00\x00\x00");
+        assert_eq!(&f[..8], b"DCMB\x02\x00\x00\x00");
         assert_eq!(u32_at(&f, 8) as usize, payload.len());
         assert_eq!(u32_at(&f, 12) as usize, payload.len());
         assert_eq!(u32_at(&f, 16), crc32fast::hash(&payload));
         assert_eq!(&f[HEADER_LEN..], &payload[..]);
+        assert_eq!(decode(&f).unwrap(), b);
     }
 
     #[test]
@@ -530,7 +705,7 @@ mod tests {
     fn lying_sample_count_is_truncation_not_allocation() {
         // One series claiming 2^40 samples with only a few bytes behind it.
         let mut p = vec![1, b'g'];
-        p.extend_from_slice(&[0u8; 16]);
+        p.extend_from_slice(&[0u8; 32]);
         p.push(1);
         p.extend_from_slice(&[1, b'd', 1, b'p', 0]);
         let mut p2 = p.clone();
@@ -543,6 +718,39 @@ mod tests {
         assert!(matches!(
             decode_payload(&p2),
             Err(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn steady_polls_compress_to_a_few_bytes_per_sample() {
+        // 600 one-second samples of a slowly moving, quantised value.
+        let samples: Vec<Sample> = (0..600)
+            .map(|i| Sample {
+                ts_ms: 1_782_000_000_000 + i * 1000,
+                value: 81_000.0 + ((i / 7) * 10) as f64,
+                quality: Quality::Good,
+            })
+            .collect();
+        let mut b = sample_batch();
+        b.series = vec![Series {
+            device: "inv-01".into(),
+            point: "ac_power".into(),
+            unit: "W".into(),
+            samples,
+        }];
+        let raw = encode(&b, Compression::None).unwrap().len();
+        let z = encode(&b, Compression::Zstd { level: 3 }).unwrap().len();
+        assert!(raw < 600 * 4, "uncompressed {raw} bytes");
+        assert!(z < 600, "compressed {z} bytes");
+    }
+
+    #[test]
+    fn inverted_sequence_range_is_rejected_both_ways() {
+        let mut b = sample_batch();
+        b.first_sequence = b.sequence + 1;
+        assert!(matches!(
+            encode(&b, Compression::None),
+            Err(EncodeError::SequenceRange { .. })
         ));
     }
 
@@ -596,7 +804,15 @@ mod tests {
             series in prop::collection::vec(arb_series(), 0..8),
             zstd in any::<bool>(),
         ) {
-            let b = Batch { gateway_id, sequence, created_ms, series };
+            let b = Batch {
+                gateway_id,
+                first_sequence: sequence / 2,
+                sequence,
+                created_ms,
+                polled_through_ms: created_ms,
+                series,
+                drops: vec![],
+            };
             let c = if zstd { Compression::Zstd { level: 1 } } else { Compression::None };
             let decoded = decode(&encode(&b, c).unwrap()).unwrap();
             // Compare bit patterns so NaN payloads count as equal.
@@ -611,6 +827,7 @@ mod tests {
                 }
             }
             prop_assert_eq!(decoded.sequence, b.sequence);
+            prop_assert_eq!(decoded.first_sequence, b.first_sequence);
         }
 
         #[test]

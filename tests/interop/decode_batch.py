@@ -14,6 +14,7 @@ import zlib
 
 MAGIC = b"DCMB"
 QUALITY = {0: "good", 1: "stale", 2: "comms_lost", 3: "bad"}
+DROP_REASON = {0: "capacity", 1: "age", 2: "corrupt"}
 
 
 class Malformed(Exception):
@@ -64,7 +65,7 @@ def decode(frame):
         "<4sBBHIII", frame[:20])
     if magic != MAGIC:
         raise Malformed("bad magic")
-    if version != 1:
+    if version != 2:
         raise Malformed(f"unsupported version {version}")
     if reserved != 0:
         raise Malformed("reserved bytes not zero")
@@ -82,7 +83,10 @@ def decode(frame):
         raise Malformed("decompressed length mismatch")
     r = Reader(payload)
     batch = {"gateway_id": r.string("gateway_id")}
-    batch["sequence"], batch["created_ms"] = struct.unpack("<Qq", r.take(16, "sequence"))
+    (batch["first_sequence"], batch["sequence"], batch["created_ms"],
+     batch["polled_through_ms"]) = struct.unpack("<QQqq", r.take(32, "sequence header"))
+    if batch["first_sequence"] > batch["sequence"]:
+        raise Malformed("first_sequence above sequence")
     series = []
     for _ in range(r.varint()):
         s = {"device": r.string("device"), "point": r.string("point"), "unit": r.string("unit")}
@@ -90,21 +94,49 @@ def decode(frame):
         if n == 0:
             raise Malformed("empty series")
         (ts,) = struct.unpack("<q", r.take(8, "first timestamp"))
-        stamps = [ts]
+        stamps, delta = [ts], 0
         for _ in range(n - 1):
-            ts = wrap_i64(ts + unzigzag(r.varint()))
+            delta = wrap_i64(delta + unzigzag(r.varint()))
+            ts = wrap_i64(ts + delta)
             stamps.append(ts)
-        values = struct.unpack(f"<{n}d", r.take(8 * n, "values"))
-        quals = r.take(n, "qualities")
-        for q in quals:
+        values, prev = [], 0
+        for _ in range(n):
+            (ctrl,) = r.take(1, "value control")
+            lz, tz = ctrl >> 4, ctrl & 0x0F
+            if lz + tz > 8 or (lz + tz == 8 and ctrl != 0x80):
+                raise Malformed(f"bad value control byte {ctrl:#04x}")
+            mid = r.take(8 - lz - tz, "value")
+            prev ^= int.from_bytes(bytes(lz) + mid + bytes(tz), "big")
+            (v,) = struct.unpack(">d", prev.to_bytes(8, "big"))
+            values.append(v)
+        quals = []
+        for _ in range(r.varint()):
+            (q,) = r.take(1, "quality")
             if q not in QUALITY:
                 raise Malformed(f"unknown quality {q}")
-        s["samples"] = [{"ts_ms": t, "value": v, "quality": QUALITY[q]}
+            quals += [QUALITY[q]] * r.varint()
+        if len(quals) != n:
+            raise Malformed("quality runs do not add up")
+        s["samples"] = [{"ts_ms": t, "value": v, "quality": q}
                         for t, v, q in zip(stamps, values, quals)]
         series.append(s)
+    drops = []
+    for _ in range(r.varint()):
+        first, last, reason = struct.unpack("<QQB", r.take(17, "drop"))
+        if reason not in DROP_REASON:
+            raise Malformed(f"unknown drop reason {reason}")
+        spans = []
+        for _ in range(r.varint()):
+            sp = {"device": r.string("device"), "point": r.string("point")}
+            sp["from_ms"], sp["to_ms"] = struct.unpack("<qq", r.take(16, "span"))
+            sp["samples"] = r.varint()
+            spans.append(sp)
+        drops.append({"first_sequence": first, "last_sequence": last,
+                      "reason": DROP_REASON[reason], "spans": spans})
     if r.pos != len(payload):
         raise Malformed("trailing bytes")
     batch["series"] = series
+    batch["drops"] = drops
     return batch
 
 

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use dcmms_shared::wire::{Compression, encode};
-use dcmms_shared::{Batch, Quality, Sample, Series};
+use dcmms_shared::{Batch, Drop, DropReason, DroppedSpan, Quality, Sample, Series};
 use std::process::Command;
 
 fn decoder() -> std::path::PathBuf {
@@ -25,8 +25,22 @@ fn python(frame: &[u8]) -> std::process::Output {
 fn python_decoder_reads_what_rust_encodes() {
     let batch = Batch {
         gateway_id: "bhadla-gw-01".into(),
+        first_sequence: 1_782_000_000_000_120,
         sequence: 1_782_000_000_000_123,
         created_ms: 1_782_000_000_000,
+        polled_through_ms: 1_782_000_002_000,
+        drops: vec![Drop {
+            first_sequence: 5,
+            last_sequence: 6,
+            reason: DropReason::Age,
+            spans: vec![DroppedSpan {
+                device: "inv-01".into(),
+                point: "ac_power".into(),
+                from_ms: 10,
+                to_ms: 20,
+                samples: 11,
+            }],
+        }],
         series: vec![
             Series {
                 device: "inv-01".into(),
@@ -72,6 +86,12 @@ fn python_decoder_reads_what_rust_encodes() {
     assert_eq!(got["gateway_id"], "bhadla-gw-01");
     assert_eq!(got["sequence"], 1_782_000_000_000_123u64);
     assert_eq!(got["created_ms"], 1_782_000_000_000i64);
+    assert_eq!(got["first_sequence"], 1_782_000_000_000_120u64);
+    assert_eq!(got["polled_through_ms"], 1_782_000_002_000i64);
+    assert_eq!(got["drops"][0]["reason"], "age");
+    assert_eq!(got["drops"][0]["first_sequence"], 5);
+    assert_eq!(got["drops"][0]["spans"][0]["samples"], 11);
+    assert_eq!(got["drops"][0]["spans"][0]["to_ms"], 20);
     for (gs, s) in got["series"].as_array().unwrap().iter().zip(&batch.series) {
         assert_eq!(gs["device"], s.device.as_str());
         assert_eq!(gs["point"], s.point.as_str());
@@ -88,9 +108,12 @@ fn python_decoder_reads_what_rust_encodes() {
 fn python_decoder_rejects_a_corrupted_frame() {
     let batch = Batch {
         gateway_id: "gw".into(),
+        first_sequence: 1,
         sequence: 1,
         created_ms: 0,
+        polled_through_ms: 0,
         series: vec![],
+        drops: vec![],
     };
     let mut frame = encode(&batch, Compression::None).unwrap();
     let last = frame.len() - 1;

@@ -135,11 +135,15 @@ impl Buffer {
     pub async fn append(&self, series: Vec<Series>) -> Result<u64, BufferError> {
         let mut st = self.state.lock().await;
         let sequence = st.next_seq;
+        let now = crate::drivers::now_ms();
         let batch = Batch {
             gateway_id: self.gateway_id.clone(),
+            first_sequence: sequence,
             sequence,
-            created_ms: crate::drivers::now_ms(),
+            created_ms: now,
+            polled_through_ms: now,
             series,
+            drops: Vec::new(),
         };
         let samples = batch.sample_count() as u64;
         let frame = wire::encode(&batch, Compression::Zstd { level: 3 })?;
