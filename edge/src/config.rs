@@ -55,6 +55,10 @@ pub struct CloudLink {
     /// At shutdown, how long to keep uploading buffered batches.
     #[serde(default = "d_shutdown_grace")]
     pub shutdown_grace_ms: u64,
+    /// Most bytes per second spent on the backlog after an outage (live data
+    /// is not limited). 0 = no limit.
+    #[serde(default = "d_backlog_rate")]
+    pub backlog_bytes_per_s: u64,
 }
 
 impl std::fmt::Debug for CloudLink {
@@ -66,6 +70,7 @@ impl std::fmt::Debug for CloudLink {
             .field("backoff_min_ms", &self.backoff_min_ms)
             .field("backoff_max_ms", &self.backoff_max_ms)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
+            .field("backlog_bytes_per_s", &self.backlog_bytes_per_s)
             .finish()
     }
 }
@@ -82,6 +87,9 @@ fn d_backoff_max() -> u64 {
 fn d_shutdown_grace() -> u64 {
     5_000
 }
+fn d_backlog_rate() -> u64 {
+    1024 * 1024
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -95,6 +103,10 @@ pub struct BufferConfig {
     pub max_bytes: u64,
     /// sled's page cache (its default of 1 GiB is too much for a gateway).
     pub cache_capacity_bytes: u64,
+    /// Buffered data older than this is dropped (and reported).
+    pub max_age_hours: u64,
+    /// Never-sent batches older than this are merged into larger ones.
+    pub compact_after_ms: u64,
 }
 
 impl Default for BufferConfig {
@@ -104,6 +116,8 @@ impl Default for BufferConfig {
             flush_interval_ms: 500,
             max_bytes: 2 * 1024 * 1024 * 1024,
             cache_capacity_bytes: 64 * 1024 * 1024,
+            max_age_hours: 7 * 24,
+            compact_after_ms: 30_000,
         }
     }
 }
@@ -364,6 +378,18 @@ impl EdgeConfig {
             return Err(err(
                 "buffer.max_bytes".into(),
                 "must be at least 1 MiB".into(),
+            ));
+        }
+        if self.buffer.max_age_hours == 0 {
+            return Err(err(
+                "buffer.max_age_hours".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.buffer.compact_after_ms < 1000 {
+            return Err(err(
+                "buffer.compact_after_ms".into(),
+                "must be at least 1000".into(),
             ));
         }
         if self.buffer.cache_capacity_bytes < 1024 * 1024 {

@@ -92,7 +92,12 @@ pub async fn start(
         buffer::Buffer::open(
             &cfg.buffer.path,
             cfg.buffer.cache_capacity_bytes,
-            cfg.buffer.max_bytes,
+            buffer::Limits {
+                max_bytes: cfg.buffer.max_bytes,
+                max_age_ms: cfg.buffer.max_age_hours as i64 * 3_600_000,
+                compact_after_ms: cfg.buffer.compact_after_ms as i64,
+                ..buffer::Limits::default()
+            },
             &cfg.gateway_id,
             metrics.clone(),
         )
@@ -152,6 +157,21 @@ pub async fn start(
         shutdown.clone(),
         sealing_done.clone(),
     ));
+    // Housekeeping: age cap and backlog compaction, every few seconds.
+    let (buf, sd) = (buffer.clone(), shutdown.clone());
+    let every = Duration::from_millis((cfg.buffer.compact_after_ms / 3).clamp(1000, 60_000));
+    others.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = sd.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = buf.maintain(drivers::now_ms()).await {
+                tracing::error!(error = %e, "buffer maintenance failed");
+            }
+        }
+    });
     let router = http::app(metrics.clone());
     let sd = shutdown.clone();
     others.spawn(async move {

@@ -35,6 +35,8 @@ pub struct EdgeMetrics {
     pub batches_acknowledged: Counter,
     pub batches_duplicate: Counter,
     pub batches_quarantined: Counter,
+    pub batches_compacted: Counter,
+    pub chunks_corrupt: Counter,
     pub buffer_pending_batches: Gauge,
     pub buffer_pending_bytes: Gauge,
     pub forward_failures: Family<ReasonLabels, Counter>,
@@ -64,6 +66,8 @@ impl Default for EdgeMetrics {
             batches_acknowledged: Counter::default(),
             batches_duplicate: Counter::default(),
             batches_quarantined: Counter::default(),
+            batches_compacted: Counter::default(),
+            chunks_corrupt: Counter::default(),
             buffer_pending_batches: Gauge::default(),
             buffer_pending_bytes: Gauge::default(),
             forward_failures: Family::default(),
@@ -160,6 +164,7 @@ pub struct Status {
     pub batches_pending: i64,
     pub bytes_pending: i64,
     pub batches_quarantined: u64,
+    pub chunks_corrupt: u64,
 }
 
 impl EdgeMetrics {
@@ -173,6 +178,7 @@ impl EdgeMetrics {
             batches_pending: self.buffer_pending_batches.get(),
             bytes_pending: self.buffer_pending_bytes.get(),
             batches_quarantined: self.batches_quarantined.get(),
+            chunks_corrupt: self.chunks_corrupt.get(),
         }
     }
 

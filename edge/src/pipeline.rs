@@ -42,9 +42,11 @@ pub async fn run_batcher(
             },
             _ = tick.tick() => false,
         };
-        if count > 0 {
+        if count > 0 || buffer.has_pending_drops() {
             let series = to_series(&cfg, &pending);
-            match buffer.append(series).await {
+            // Every reading received so far is in this batch or an earlier one.
+            let polled_through = crate::drivers::now_ms();
+            match buffer.append(series, polled_through).await {
                 Ok(seq) => {
                     tracing::debug!(sequence = seq, samples = count, "batch sealed");
                     pending.clear();

@@ -70,6 +70,7 @@ pub fn edge_config(link: &SiteLink) -> EdgeConfig {
             backoff_min_ms: 200,
             backoff_max_ms: 10_000,
             shutdown_grace_ms: 5_000,
+            backlog_bytes_per_s: 1024 * 1024,
         },
         buffer: BufferConfig {
             path: link.buffer_path.clone(),

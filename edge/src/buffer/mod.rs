@@ -1,26 +1,49 @@
-//! The durable store-and-forward buffer, on sled.
+//! The durable store-and-forward buffer, on sled. Normative behaviour:
+//! `docs/specs/buffer.md`.
 //!
-//! One sled tree holds sealed batches, each already encoded in the wire format
-//! (zstd-compressed), keyed by sequence number, so a buffered batch is sent as
-//! it lies on disk and its sequence never changes between retries. A batch
-//! counts as buffered only after `flush_async` returned. Deleting an
-//! acknowledged batch is not flushed: after a crash it may be sent again, and
-//! the cloud acknowledges the replay without storing it twice.
+//! One sled tree holds sealed batches, each encoded in the wire format
+//! (zstd), keyed by its last sequence number, so a batch is sent as it lies
+//! on disk and its sequences never change once it has been offered to the
+//! cloud. A batch counts as buffered only after `flush_async` returned.
 //!
-//! Keys: `b` + sequence (u64 big-endian) → `[sample count u32 LE][frame]`;
-//! `q` + sequence → the same, for batches the cloud rejected for good;
-//! `m:next_seq` → the next sequence (u64 big-endian).
+//! Keys (one tree, so every change is one atomic `apply_batch`):
+//!
+//! | key | value |
+//! |---|---|
+//! | `b` + last sequence (u64 BE) | [`Entry`] header + frame |
+//! | `a` + last sequence | empty: the batch has been offered to the cloud |
+//! | `q` + last sequence | a quarantined entry (rejected for good by the cloud) |
+//! | `d` + drop id (u64 BE) | a drop report not yet sealed into a batch (JSON) |
+//! | `m:next_seq`, `m:next_drop` | counters (u64 BE) |
+//!
+//! Never-offered batches older than `compact_after_ms` are merged into larger
+//! ones (the merged batch covers their whole sequence range), which is what
+//! brings a long backlog to a few bytes per sample. Offered batches are never
+//! merged: the cloud may already hold them.
+
+mod entry;
+#[cfg(test)]
+mod model_tests;
+
+pub use entry::Entry;
 
 use crate::metrics::EdgeMetrics;
 use dcmms_shared::wire::{self, Compression};
-use dcmms_shared::{Batch, Series};
+use dcmms_shared::{Batch, Drop, DropReason, DroppedSpan, Series};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use thiserror::Error;
 use tokio::sync::Mutex;
 
-const BATCH_PREFIX: u8 = b'b';
-const QUARANTINE_PREFIX: u8 = b'q';
-const NEXT_SEQ_KEY: &[u8] = b"m:next_seq";
+const BATCH: u8 = b'b';
+const OFFERED: u8 = b'a';
+const QUARANTINE: u8 = b'q';
+const DROP: u8 = b'd';
+const NEXT_SEQ: &[u8] = b"m:next_seq";
+const NEXT_DROP: &[u8] = b"m:next_drop";
+/// Freshly sealed batches that go ahead of the backlog (about 10 s of data
+/// at the default flush interval); older ones queue with the backlog.
+const LIVE_MAX: usize = 20;
 
 #[derive(Debug, Error)]
 pub enum BufferError {
@@ -28,23 +51,56 @@ pub enum BufferError {
     Sled(#[from] sled::Error),
     #[error("cannot encode batch: {0}")]
     Encode(#[from] wire::EncodeError),
-    #[error("corrupt buffer entry {key:?}: {problem}")]
+    #[error("corrupt buffer metadata {key:?}: {problem}")]
     Corrupt { key: Vec<u8>, problem: &'static str },
+    #[error("cannot encode a drop report: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
-/// A sealed batch waiting for acknowledgement.
+/// Limits and tuning of the buffer.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most bytes of sealed batches on disk; the oldest go first.
+    pub max_bytes: u64,
+    /// Batches older than this are dropped (reason `age`).
+    pub max_age_ms: i64,
+    /// Never-offered batches older than this may be merged.
+    pub compact_after_ms: i64,
+    /// A merged batch holds at most this many samples.
+    pub compact_max_samples: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 2 << 30,
+            max_age_ms: 7 * 24 * 3_600_000,
+            compact_after_ms: 30_000,
+            compact_max_samples: 200_000,
+        }
+    }
+}
+
+/// A sealed batch ready to be offered.
 #[derive(Debug, Clone)]
 pub struct Pending {
+    pub first_sequence: u64,
     pub sequence: u64,
     pub samples: u64,
+    pub created_ms: i64,
     pub frame: Vec<u8>,
+    /// Sealed in this run and not yet sent: goes ahead of the backlog.
+    pub live: bool,
 }
 
 #[derive(Debug)]
 struct State {
     next_seq: u64,
+    next_drop: u64,
     batches: u64,
     bytes: u64,
+    /// Sequences sealed in this run, not yet offered, oldest first.
+    live: VecDeque<u64>,
 }
 
 #[derive(Debug)]
@@ -52,7 +108,7 @@ pub struct Buffer {
     db: sled::Db,
     tree: sled::Tree,
     gateway_id: String,
-    max_bytes: u64,
+    limits: Limits,
     state: Mutex<State>,
     metrics: EdgeMetrics,
 }
@@ -65,13 +121,19 @@ fn key(prefix: u8, seq: u64) -> [u8; 9] {
 }
 
 fn seq_of(k: &[u8]) -> Option<u64> {
-    let b: [u8; 8] = k.get(1..9)?.try_into().ok()?;
-    Some(u64::from_be_bytes(b))
+    Some(u64::from_be_bytes(k.get(1..9)?.try_into().ok()?))
 }
 
-fn samples_of(v: &[u8]) -> Option<u64> {
-    let b: [u8; 4] = v.get(..4)?.try_into().ok()?;
-    Some(u64::from(u32::from_le_bytes(b)))
+fn read_counter(tree: &sled::Tree, k: &[u8]) -> Result<Option<u64>, BufferError> {
+    match tree.get(k)? {
+        None => Ok(None),
+        Some(v) => Ok(Some(u64::from_be_bytes(v.as_ref().try_into().map_err(
+            |_| BufferError::Corrupt {
+                key: k.to_vec(),
+                problem: "counter is not 8 bytes",
+            },
+        )?))),
+    }
 }
 
 impl Buffer {
@@ -79,7 +141,7 @@ impl Buffer {
     pub fn open(
         path: &Path,
         cache_capacity: u64,
-        max_bytes: u64,
+        limits: Limits,
         gateway_id: &str,
         metrics: EdgeMetrics,
     ) -> Result<Buffer, BufferError> {
@@ -89,99 +151,163 @@ impl Buffer {
             .mode(sled::Mode::LowSpace)
             .open()?;
         let tree = db.open_tree("buffer")?;
-        let mut batches = 0;
-        let mut bytes = 0;
-        let mut last_seq = None;
-        for item in tree.scan_prefix([BATCH_PREFIX]) {
+        let (mut batches, mut bytes, mut last_seq) = (0u64, 0u64, None);
+        for item in tree.scan_prefix([BATCH]) {
             let (k, v) = item?;
             batches += 1;
             bytes += v.len() as u64;
             last_seq = seq_of(&k);
         }
-        let stored_next = match tree.get(NEXT_SEQ_KEY)? {
-            Some(v) => Some(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-                BufferError::Corrupt {
-                    key: NEXT_SEQ_KEY.to_vec(),
-                    problem: "next sequence is not 8 bytes",
-                }
-            })?)),
-            None => None,
-        };
         // A brand-new buffer starts at unix-ms × 1000, so a gateway whose buffer
         // was wiped never reuses a sequence the cloud has already seen.
-        let fresh_start = (crate::drivers::now_ms().max(0) as u64).saturating_mul(1000);
-        let next_seq = stored_next
-            .unwrap_or(fresh_start)
+        let fresh = (crate::drivers::now_ms().max(0) as u64).saturating_mul(1000);
+        let next_seq = read_counter(&tree, NEXT_SEQ)?
+            .unwrap_or(fresh)
             .max(last_seq.map_or(0, |s| s + 1));
-        metrics.buffer_pending_batches.set(batches as i64);
-        metrics.buffer_pending_bytes.set(bytes as i64);
+        let next_drop = read_counter(&tree, NEXT_DROP)?.unwrap_or(0);
         tracing::info!(path = %path.display(), batches, bytes, next_seq, "buffer opened");
-        Ok(Buffer {
+        let b = Buffer {
             db,
             tree,
             gateway_id: gateway_id.to_string(),
-            max_bytes,
+            limits,
             state: Mutex::new(State {
                 next_seq,
+                next_drop,
                 batches,
                 bytes,
+                live: VecDeque::new(),
             }),
             metrics,
-        })
+        };
+        b.metrics.buffer_pending_batches.set(batches as i64);
+        b.metrics.buffer_pending_bytes.set(bytes as i64);
+        Ok(b)
     }
 
-    /// Seals `series` into a new batch and makes it durable. Returns its
-    /// sequence once it is on disk.
-    pub async fn append(&self, series: Vec<Series>) -> Result<u64, BufferError> {
+    /// Seals `series` (and every drop report not yet sent) into a new batch
+    /// and makes it durable. Returns its sequence once it is on disk.
+    pub async fn append(
+        &self,
+        series: Vec<Series>,
+        polled_through_ms: i64,
+    ) -> Result<u64, BufferError> {
         let mut st = self.state.lock().await;
         let sequence = st.next_seq;
+        let mut drops = Vec::new();
+        let mut drop_keys = Vec::new();
+        for item in self.tree.scan_prefix([DROP]) {
+            let (k, v) = item?;
+            match serde_json::from_slice::<Drop>(&v) {
+                Ok(d) => drops.push(d),
+                Err(e) => tracing::error!(error = %e, "unreadable drop report discarded"),
+            }
+            drop_keys.push(k);
+        }
         let now = crate::drivers::now_ms();
         let batch = Batch {
             gateway_id: self.gateway_id.clone(),
             first_sequence: sequence,
             sequence,
             created_ms: now,
-            polled_through_ms: now,
+            polled_through_ms,
             series,
-            drops: Vec::new(),
+            drops,
         };
         let samples = batch.sample_count() as u64;
-        let frame = wire::encode(&batch, Compression::Zstd { level: 3 })?;
-        let mut value = Vec::with_capacity(4 + frame.len());
-        value.extend_from_slice(&(samples as u32).to_le_bytes());
-        value.extend_from_slice(&frame);
+        let value = Entry::encode(&batch, samples)?;
         let len = value.len() as u64;
         let mut b = sled::Batch::default();
-        b.insert(&key(BATCH_PREFIX, sequence), value);
-        b.insert(NEXT_SEQ_KEY, &(sequence + 1).to_be_bytes());
+        b.insert(&key(BATCH, sequence), value);
+        b.insert(NEXT_SEQ, &(sequence + 1).to_be_bytes());
+        for k in drop_keys {
+            b.remove(k);
+        }
         self.tree.apply_batch(b)?;
         self.db.flush_async().await?;
         st.next_seq = sequence + 1;
         st.batches += 1;
         st.bytes += len;
+        st.live.push_back(sequence);
+        while st.live.len() > LIVE_MAX {
+            st.live.pop_front(); // older ones join the backlog
+        }
         self.metrics.samples_buffered.inc_by(samples);
-        self.enforce_cap(&mut st)?;
+        self.enforce_cap(&mut st).await?;
         self.publish(&st);
         Ok(sequence)
     }
 
-    /// Drops the oldest batches while over the byte cap (always keeping the newest).
-    fn enforce_cap(&self, st: &mut State) -> Result<(), BufferError> {
-        while st.bytes > self.max_bytes && st.batches > 1 {
-            let Some((k, v)) = self.tree.scan_prefix([BATCH_PREFIX]).next().transpose()? else {
+    /// True when drop reports wait for the next batch.
+    pub fn has_pending_drops(&self) -> bool {
+        self.tree.scan_prefix([DROP]).next().is_some()
+    }
+
+    /// Drops the oldest batches while over the byte cap (keeping the newest).
+    async fn enforce_cap(&self, st: &mut State) -> Result<(), BufferError> {
+        while st.bytes > self.limits.max_bytes && st.batches > 1 {
+            let Some((k, v)) = self.tree.scan_prefix([BATCH]).next().transpose()? else {
                 break;
             };
-            self.tree.remove(&k)?;
-            let samples = samples_of(&v).unwrap_or(0);
-            st.batches -= 1;
-            st.bytes = st.bytes.saturating_sub(v.len() as u64);
-            self.metrics.samples_dropped.inc_by(samples);
-            tracing::warn!(
-                sequence = seq_of(&k),
-                samples,
-                "buffer full: dropped the oldest batch"
-            );
+            self.drop_entry(st, &k, &v, DropReason::Capacity).await?;
         }
+        Ok(())
+    }
+
+    /// Removes one stored batch and records what it held as a drop report.
+    async fn drop_entry(
+        &self,
+        st: &mut State,
+        k: &[u8],
+        v: &[u8],
+        reason: DropReason,
+    ) -> Result<(), BufferError> {
+        let last = seq_of(k).unwrap_or(0);
+        let parsed = Entry::parse(v);
+        let first = parsed.as_ref().map_or(last, |e| e.first_sequence);
+        let mut reports = vec![];
+        let mut samples = 0;
+        let mut spans = vec![];
+        let mut reason = reason;
+        match parsed.and_then(|e| wire::decode(e.frame).ok()) {
+            Some(batch) => {
+                samples = batch.sample_count() as u64;
+                spans = spans_of(&batch);
+                // Drop reports this batch was carrying were never delivered either.
+                reports.extend(batch.drops);
+            }
+            None => reason = DropReason::Corrupt,
+        }
+        reports.push(Drop {
+            first_sequence: first,
+            last_sequence: last,
+            reason,
+            spans,
+        });
+        let mut b = sled::Batch::default();
+        b.remove(k);
+        b.remove(&key(OFFERED, last));
+        for r in &reports {
+            b.insert(&key(DROP, st.next_drop), serde_json::to_vec(r)?);
+            st.next_drop += 1;
+        }
+        b.insert(NEXT_DROP, &st.next_drop.to_be_bytes());
+        self.tree.apply_batch(b)?;
+        self.db.flush_async().await?;
+        st.batches = st.batches.saturating_sub(1);
+        st.bytes = st.bytes.saturating_sub(v.len() as u64);
+        st.live.retain(|s| *s != last);
+        match reason {
+            DropReason::Corrupt => self.metrics.chunks_corrupt.inc(),
+            _ => self.metrics.samples_dropped.inc_by(samples),
+        };
+        tracing::warn!(
+            first,
+            last,
+            samples,
+            reason = reason.as_str(),
+            "dropped buffered data; will report it"
+        );
         Ok(())
     }
 
@@ -190,31 +316,87 @@ impl Buffer {
         self.metrics.buffer_pending_bytes.set(st.bytes as i64);
     }
 
-    /// The oldest batch not yet acknowledged.
-    pub fn oldest(&self) -> Result<Option<Pending>, BufferError> {
-        let Some((k, v)) = self.tree.scan_prefix([BATCH_PREFIX]).next().transpose()? else {
-            return Ok(None);
-        };
-        let (Some(sequence), Some(samples)) = (seq_of(&k), samples_of(&v)) else {
-            return Err(BufferError::Corrupt {
-                key: k.to_vec(),
-                problem: "entry too short",
-            });
-        };
-        Ok(Some(Pending {
-            sequence,
-            samples,
-            frame: v[4..].to_vec(),
-        }))
+    /// The next batch to offer: the oldest live batch if any, else the oldest
+    /// of the backlog. Unreadable entries are dropped (reason `corrupt`),
+    /// counted and reported, never returned.
+    pub async fn next(&self) -> Result<Option<Pending>, BufferError> {
+        let mut st = self.state.lock().await;
+        loop {
+            let live_seq = st.live.front().copied();
+            let found = match live_seq {
+                Some(seq) => match self.tree.get(key(BATCH, seq))? {
+                    Some(v) => Some((key(BATCH, seq).to_vec(), v, true)),
+                    None => {
+                        st.live.pop_front();
+                        continue;
+                    }
+                },
+                None => self
+                    .tree
+                    .scan_prefix([BATCH])
+                    .next()
+                    .transpose()?
+                    .map(|(k, v)| (k.to_vec(), v, false)),
+            };
+            let Some((k, v, live)) = found else {
+                return Ok(None);
+            };
+            let Some(sequence) = seq_of(&k) else {
+                self.tree.remove(&k)?;
+                continue;
+            };
+            match Entry::parse(&v).filter(|e| wire::decode(e.frame).is_ok()) {
+                Some(e) => {
+                    return Ok(Some(Pending {
+                        first_sequence: e.first_sequence,
+                        sequence,
+                        samples: e.samples,
+                        created_ms: e.created_ms,
+                        frame: e.frame.to_vec(),
+                        live,
+                    }));
+                }
+                None => {
+                    tracing::error!(sequence, "corrupt batch in the buffer: skipping it");
+                    self.drop_entry(&mut st, &k, &v, DropReason::Corrupt)
+                        .await?;
+                }
+            }
+        }
     }
 
-    /// Forgets an acknowledged batch.
+    /// Records durably that a batch is about to be offered to the cloud, so
+    /// it is never merged afterwards. False when the batch no longer exists.
+    pub async fn mark_offered(&self, sequence: u64) -> Result<bool, BufferError> {
+        let mut st = self.state.lock().await;
+        st.live.retain(|s| *s != sequence);
+        if !self.tree.contains_key(key(BATCH, sequence))? {
+            return Ok(false);
+        }
+        if self
+            .tree
+            .insert(key(OFFERED, sequence), &[] as &[u8])?
+            .is_none()
+        {
+            self.db.flush_async().await?;
+        }
+        Ok(true)
+    }
+
+    /// Forgets an acknowledged batch. Not flushed: after a crash the batch
+    /// may be offered again and the cloud acknowledges it as a duplicate.
     pub async fn remove(&self, sequence: u64) -> Result<(), BufferError> {
         let mut st = self.state.lock().await;
-        if let Some(v) = self.tree.remove(key(BATCH_PREFIX, sequence))? {
+        let mut b = sled::Batch::default();
+        let old = self.tree.get(key(BATCH, sequence))?;
+        b.remove(&key(BATCH, sequence));
+        b.remove(&key(OFFERED, sequence));
+        self.tree.apply_batch(b)?;
+        if let Some(v) = old {
             st.batches = st.batches.saturating_sub(1);
             st.bytes = st.bytes.saturating_sub(v.len() as u64);
         }
+        st.live.retain(|s| *s != sequence);
         self.publish(&st);
         Ok(())
     }
@@ -223,19 +405,162 @@ impl Buffer {
     /// for inspection rather than deleted.
     pub async fn quarantine(&self, sequence: u64) -> Result<(), BufferError> {
         let mut st = self.state.lock().await;
-        if let Some(v) = self.tree.remove(key(BATCH_PREFIX, sequence))? {
+        if let Some(v) = self.tree.get(key(BATCH, sequence))? {
+            let mut b = sled::Batch::default();
+            b.remove(&key(BATCH, sequence));
+            b.remove(&key(OFFERED, sequence));
+            b.insert(&key(QUARANTINE, sequence), v.clone());
+            self.tree.apply_batch(b)?;
+            self.db.flush_async().await?;
             st.batches = st.batches.saturating_sub(1);
             st.bytes = st.bytes.saturating_sub(v.len() as u64);
-            self.tree.insert(key(QUARANTINE_PREFIX, sequence), v)?;
-            self.db.flush_async().await?;
         }
+        st.live.retain(|s| *s != sequence);
         self.publish(&st);
         Ok(())
     }
 
     /// Number of quarantined batches.
     pub fn quarantined(&self) -> usize {
-        self.tree.scan_prefix([QUARANTINE_PREFIX]).count()
+        self.tree.scan_prefix([QUARANTINE]).count()
+    }
+
+    /// Housekeeping: drops batches past the age cap, then merges runs of
+    /// never-offered batches older than `compact_after_ms`. Returns how many
+    /// batches were merged away.
+    pub async fn maintain(&self, now_ms: i64) -> Result<u64, BufferError> {
+        let mut st = self.state.lock().await;
+        // Age cap.
+        let horizon = now_ms.saturating_sub(self.limits.max_age_ms);
+        loop {
+            let Some((k, v)) = self.tree.scan_prefix([BATCH]).next().transpose()? else {
+                break;
+            };
+            match Entry::parse(&v) {
+                Some(e) if e.created_ms >= horizon => break,
+                Some(_) => self.drop_entry(&mut st, &k, &v, DropReason::Age).await?,
+                None => {
+                    self.drop_entry(&mut st, &k, &v, DropReason::Corrupt)
+                        .await?
+                }
+            }
+        }
+        // Compaction.
+        let cutoff = now_ms.saturating_sub(self.limits.compact_after_ms);
+        let mut merged_away = 0u64;
+        let mut run: Vec<(sled::IVec, Batch, usize)> = Vec::new();
+        let mut run_samples = 0u64;
+        let entries: Vec<(sled::IVec, sled::IVec)> =
+            self.tree.scan_prefix([BATCH]).collect::<Result<_, _>>()?;
+        for (k, v) in entries {
+            let seq = seq_of(&k).unwrap_or(0);
+            let eligible = match Entry::parse(&v) {
+                Some(e)
+                    if e.created_ms < cutoff && !self.tree.contains_key(key(OFFERED, seq))? =>
+                {
+                    wire::decode(e.frame).ok().map(|b| (b, e.samples))
+                }
+                _ => None,
+            };
+            // Merge only contiguous sequences: a gap is a batch already
+            // delivered (or dropped), whose range the merged one must not cover.
+            let contiguous = run.last().is_none_or(|(_, prev, _)| {
+                eligible
+                    .as_ref()
+                    .is_some_and(|(b, _)| b.first_sequence == prev.sequence + 1)
+            });
+            match eligible {
+                Some((b, n))
+                    if contiguous && run_samples + n <= self.limits.compact_max_samples =>
+                {
+                    run_samples += n;
+                    run.push((k, b, v.len()));
+                }
+                other => {
+                    merged_away += self.merge_run(&mut st, std::mem::take(&mut run)).await?;
+                    run_samples = 0;
+                    if let Some((b, n)) = other {
+                        run_samples = n;
+                        run.push((k, b, v.len()));
+                    }
+                }
+            }
+        }
+        merged_away += self.merge_run(&mut st, run).await?;
+        self.publish(&st);
+        Ok(merged_away)
+    }
+
+    /// Replaces a run of consecutive never-offered batches by one batch
+    /// covering their whole sequence range.
+    async fn merge_run(
+        &self,
+        st: &mut State,
+        run: Vec<(sled::IVec, Batch, usize)>,
+    ) -> Result<u64, BufferError> {
+        if run.len() < 2 {
+            return Ok(0);
+        }
+        let first_sequence = run[0].1.first_sequence;
+        let sequence = run[run.len() - 1].1.sequence;
+        let mut by_point: BTreeMap<(String, String), Series> = BTreeMap::new();
+        let mut drops = Vec::new();
+        let (mut created_ms, mut polled_through_ms, mut old_bytes) = (i64::MIN, i64::MIN, 0u64);
+        for (_, b, len) in &run {
+            created_ms = created_ms.max(b.created_ms);
+            polled_through_ms = polled_through_ms.max(b.polled_through_ms);
+            old_bytes += *len as u64;
+            drops.extend(b.drops.iter().cloned());
+            for s in &b.series {
+                by_point
+                    .entry((s.device.clone(), s.point.clone()))
+                    .or_insert_with(|| Series {
+                        device: s.device.clone(),
+                        point: s.point.clone(),
+                        unit: s.unit.clone(),
+                        samples: Vec::new(),
+                    })
+                    .samples
+                    .extend_from_slice(&s.samples);
+            }
+        }
+        let merged = Batch {
+            gateway_id: self.gateway_id.clone(),
+            first_sequence,
+            sequence,
+            created_ms,
+            polled_through_ms,
+            series: by_point.into_values().collect(),
+            drops,
+        };
+        let samples = merged.sample_count() as u64;
+        let value = Entry::encode(&merged, samples)?;
+        let new_len = value.len() as u64;
+        let mut b = sled::Batch::default();
+        for (k, _, _) in &run {
+            b.remove(k);
+        }
+        b.insert(&key(BATCH, sequence), value);
+        self.tree.apply_batch(b)?;
+        self.db.flush_async().await?;
+        let n = run.len() as u64;
+        st.batches = st.batches - n + 1;
+        st.bytes = st.bytes.saturating_sub(old_bytes) + new_len;
+        for (k, _, _) in &run {
+            if let Some(s) = seq_of(k) {
+                st.live.retain(|x| *x != s);
+            }
+        }
+        self.metrics.batches_compacted.inc_by(n - 1);
+        tracing::debug!(
+            first_sequence,
+            sequence,
+            batches = n,
+            old_bytes,
+            new_len,
+            "merged backlog"
+        );
+        Ok(n - 1)
     }
 
     /// Flushes everything to disk (at shutdown).
@@ -243,83 +568,49 @@ impl Buffer {
         self.db.flush_async().await?;
         Ok(())
     }
+
+    /// Bytes sled uses on disk (for the churn benchmark).
+    pub fn size_on_disk(&self) -> Result<u64, BufferError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Test hook: overwrites the stored frame of a batch with garbage, as a
+    /// torn write or bad sector would.
+    #[doc(hidden)]
+    pub fn corrupt_for_test(&self, sequence: u64) -> Result<bool, BufferError> {
+        let Some(v) = self.tree.get(key(BATCH, sequence))? else {
+            return Ok(false);
+        };
+        let mut bad = v.to_vec();
+        let n = bad.len();
+        for b in &mut bad[Entry::HEADER_LEN.min(n)..] {
+            *b ^= 0x5a;
+        }
+        self.tree.insert(key(BATCH, sequence), bad)?;
+        self.db.flush()?;
+        Ok(true)
+    }
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use dcmms_shared::{Quality, Sample};
+/// Per point: first and last timestamp and count, for a drop report.
+fn spans_of(b: &Batch) -> Vec<DroppedSpan> {
+    b.series
+        .iter()
+        .filter_map(|s| {
+            let from_ms = s.samples.iter().map(|x| x.ts_ms).min()?;
+            let to_ms = s.samples.iter().map(|x| x.ts_ms).max()?;
+            Some(DroppedSpan {
+                device: s.device.clone(),
+                point: s.point.clone(),
+                from_ms,
+                to_ms,
+                samples: s.samples.len() as u64,
+            })
+        })
+        .collect()
+}
 
-    fn series(n: usize) -> Vec<Series> {
-        vec![Series {
-            device: "d".into(),
-            point: "p".into(),
-            unit: "W".into(),
-            samples: (0..n)
-                .map(|i| Sample {
-                    ts_ms: i as i64,
-                    value: i as f64,
-                    quality: Quality::Good,
-                })
-                .collect(),
-        }]
-    }
-
-    #[tokio::test]
-    async fn batches_survive_reopen_in_order_and_sequences_keep_rising() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = EdgeMetrics::default();
-        let (s1, s2);
-        {
-            let b = Buffer::open(dir.path(), 1 << 20, 1 << 30, "gw", m.clone()).unwrap();
-            s1 = b.append(series(3)).await.unwrap();
-            s2 = b.append(series(5)).await.unwrap();
-            assert_eq!(s2, s1 + 1);
-            b.remove(s1).await.unwrap();
-        }
-        let b = Buffer::open(dir.path(), 1 << 20, 1 << 30, "gw", m).unwrap();
-        let p = b.oldest().unwrap().unwrap();
-        assert_eq!((p.sequence, p.samples), (s2, 5));
-        let decoded = wire::decode(&p.frame).unwrap();
-        assert_eq!(decoded.sequence, s2);
-        assert_eq!(decoded.gateway_id, "gw");
-        b.remove(s2).await.unwrap();
-        // Even with the queue empty, a reopened buffer never reuses a sequence.
-        drop(b);
-        let b = Buffer::open(dir.path(), 1 << 20, 1 << 30, "gw", EdgeMetrics::default()).unwrap();
-        assert!(b.oldest().unwrap().is_none());
-        assert_eq!(b.append(series(1)).await.unwrap(), s2 + 1);
-    }
-
-    #[tokio::test]
-    async fn over_the_cap_the_oldest_batches_are_dropped_and_counted() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = EdgeMetrics::default();
-        let b = Buffer::open(dir.path(), 1 << 20, 4096, "gw", m.clone()).unwrap();
-        let mut seqs = Vec::new();
-        for _ in 0..20 {
-            seqs.push(b.append(series(200)).await.unwrap());
-        }
-        let st = m.status();
-        assert!(
-            st.bytes_pending <= 4096 || st.batches_pending == 1,
-            "{st:?}"
-        );
-        assert!(st.samples_dropped > 0);
-        assert_eq!(st.samples_dropped % 200, 0);
-        let oldest = b.oldest().unwrap().unwrap().sequence;
-        assert!(oldest > seqs[0]);
-        assert_eq!(st.samples_dropped / 200, oldest - seqs[0]);
-    }
-
-    #[tokio::test]
-    async fn quarantined_batches_leave_the_queue_but_are_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = Buffer::open(dir.path(), 1 << 20, 1 << 30, "gw", EdgeMetrics::default()).unwrap();
-        let s = b.append(series(2)).await.unwrap();
-        b.quarantine(s).await.unwrap();
-        assert!(b.oldest().unwrap().is_none());
-        assert_eq!(b.quarantined(), 1);
-    }
+/// Encodes a batch as the wire frame stored and sent.
+pub fn encode_frame(batch: &Batch) -> Result<Vec<u8>, wire::EncodeError> {
+    wire::encode(batch, Compression::Zstd { level: 3 })
 }

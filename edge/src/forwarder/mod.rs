@@ -1,5 +1,11 @@
-//! The forwarder: sends buffered batches to the cloud, oldest first, and
-//! deletes a batch only after a 2xx (which the cloud sends only after commit).
+//! The forwarder: sends buffered batches to the cloud and deletes a batch
+//! only after a 2xx (which the cloud sends only after commit).
+//!
+//! Order: freshly sealed batches first (live data stays live during a
+//! backfill), then the backlog oldest first, paced by a token bucket of
+//! `backlog_bytes_per_s` so a reconnect never floods a cellular link.
+//! Before a batch is first offered it is durably marked, so the buffer never
+//! merges it afterwards (the cloud may already hold it).
 //!
 //! - 2xx: acknowledged (stored now or earlier), removed from the buffer.
 //! - 401/403: credential problem; kept, retried with backoff (an operator can
@@ -45,6 +51,7 @@ pub async fn run_forwarder(
     };
     let url = format!("{}{}", link.url.trim_end_matches('/'), INGEST_PATH);
     let mut backoff = Backoff::new(link.backoff_min_ms, link.backoff_max_ms);
+    let mut pacer = Pacer::new(link.backlog_bytes_per_s);
     let grace = Duration::from_millis(link.shutdown_grace_ms);
     let mut deadline: Option<Instant> = None;
     // Resolves when the shutdown grace period is over (never before shutdown).
@@ -65,7 +72,7 @@ pub async fn run_forwarder(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        let next = match buffer.oldest() {
+        let next = match buffer.next().await {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the buffer");
@@ -84,6 +91,25 @@ pub async fn run_forwarder(
             }
             continue;
         };
+        if !batch.live {
+            let wait = pacer.take(batch.frame.len() as u64);
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = give_up(deadline) => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                // Fresh data may have arrived while the backlog waited.
+                continue;
+            }
+        }
+        match buffer.mark_offered(batch.sequence).await {
+            Ok(true) => {}
+            Ok(false) => continue, // merged or dropped meanwhile
+            Err(e) => {
+                tracing::error!(error = %e, "cannot mark a batch as offered");
+                continue;
+            }
+        }
         metrics.samples_forwarded.inc_by(batch.samples);
         let req = client
             .post(&url)
@@ -157,4 +183,69 @@ pub async fn run_forwarder(
         }
     }
     tracing::info!("forwarder stopped");
+}
+
+/// Token bucket for backlog bytes: one second of burst, refilled at `rate`.
+#[derive(Debug)]
+pub struct Pacer {
+    rate: u64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Pacer {
+    /// `rate` bytes per second; 0 means unlimited.
+    pub fn new(rate: u64) -> Self {
+        Pacer {
+            rate,
+            tokens: rate as f64,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes `bytes` if the bucket allows, returning zero; otherwise takes
+    /// nothing and returns how long to wait before asking again. A batch
+    /// larger than the burst is let through once the bucket is full.
+    pub fn take(&mut self, bytes: u64) -> Duration {
+        if self.rate == 0 {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let burst = self.rate as f64;
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * burst).min(burst);
+        self.last = now;
+        let need = (bytes as f64).min(burst);
+        if self.tokens >= need {
+            self.tokens -= bytes as f64; // may go negative: a large batch is paid off later
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((need - self.tokens) / burst)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_admits_a_burst_then_asks_to_wait_in_proportion() {
+        let mut p = Pacer::new(1000);
+        assert_eq!(p.take(600), Duration::ZERO);
+        let w = p.take(600);
+        // 400 tokens left, 600 needed: about 0.2 s at 1000 B/s.
+        assert!(
+            w > Duration::from_millis(150) && w <= Duration::from_millis(200),
+            "{w:?}"
+        );
+        assert_eq!(Pacer::new(0).take(u64::MAX), Duration::ZERO);
+    }
+
+    #[test]
+    fn pacer_lets_an_oversized_batch_through_and_charges_it() {
+        let mut p = Pacer::new(100);
+        assert_eq!(p.take(5000), Duration::ZERO);
+        assert!(p.take(1) > Duration::from_secs(40));
+    }
 }
