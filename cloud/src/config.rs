@@ -21,6 +21,11 @@ database_url = "sqlite://dcmms-data/cloud.sqlite"
 
 # Largest accepted ingest request body, in bytes.
 max_batch_bytes = 16777216
+
+# Days of raw samples (and 1-minute rollups) to keep; older whole days are
+# removed hourly (Postgres: their daily partitions are dropped). 0 keeps
+# everything forever.
+retention_days = 400
 "#;
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -29,6 +34,8 @@ pub struct CloudConfig {
     pub listen: SocketAddr,
     pub database_url: String,
     pub max_batch_bytes: usize,
+    /// Days of raw telemetry to keep; 0 = forever (see [`crate::retention`]).
+    pub retention_days: u32,
 }
 
 impl std::fmt::Debug for CloudConfig {
@@ -37,6 +44,7 @@ impl std::fmt::Debug for CloudConfig {
             .field("listen", &self.listen)
             .field("database_url", &crate::db::redact_url(&self.database_url))
             .field("max_batch_bytes", &self.max_batch_bytes)
+            .field("retention_days", &self.retention_days)
             .finish()
     }
 }
@@ -47,6 +55,7 @@ impl Default for CloudConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://dcmms-data/cloud.sqlite".into(),
             max_batch_bytes: 16 * 1024 * 1024,
+            retention_days: 400,
         }
     }
 }
@@ -78,8 +87,12 @@ impl CloudConfig {
         if let Ok(url) = std::env::var("DATABASE_URL") {
             fig = fig.merge(Serialized::default("database_url", url));
         }
-        fig =
-            fig.merge(Env::prefixed("DCMMS_").only(&["listen", "database_url", "max_batch_bytes"]));
+        fig = fig.merge(Env::prefixed("DCMMS_").only(&[
+            "listen",
+            "database_url",
+            "max_batch_bytes",
+            "retention_days",
+        ]));
         let cfg: CloudConfig = fig.extract().map_err(|e| ConfigError::Invalid {
             file: file.map(|f| f.display().to_string()),
             source: Box::new(e),
@@ -106,6 +119,8 @@ mod tests {
         let cfg: CloudConfig = toml::from_str(EXAMPLE).unwrap();
         assert_eq!(cfg.listen, CloudConfig::default().listen);
         assert_eq!(cfg.database_url, CloudConfig::default().database_url);
+        assert_eq!(cfg.max_batch_bytes, CloudConfig::default().max_batch_bytes);
+        assert_eq!(cfg.retention_days, CloudConfig::default().retention_days);
     }
 
     #[test]

@@ -5,11 +5,21 @@
 //!
 //! - [`config`]: configuration (defaults → TOML file → `DCMMS_…` env → flags).
 //! - [`db`]: the [`db::Db`] enum over the Postgres and SQLite pools, the
-//!   [`on_db!`] macro that runs one query text on either, and migrations
-//!   (from `migrations/{postgres,sqlite}` at the workspace root).
+//!   [`on_db!`] macro that runs one query text on either, migrations (from
+//!   `migrations/{postgres,sqlite}` at the workspace root), and
+//!   [`db::Caches`] (committed point ids, existing partitions; one per
+//!   opened database, held in [`http::AppState`]).
 //! - [`gateways`]: gateway registry and per-gateway credentials (hashed).
-//! - [`ingest`]: `POST /api/v1/ingest`: authenticate, decode, store once.
-//! - [`telemetry`]: devices, points, and samples raw or aggregated.
+//! - [`ingest`]: `POST /api/v1/ingest`: authenticate, decode, store once per
+//!   sequence range (samples by binary `COPY` on Postgres, rollups, drop
+//!   reports, all in one transaction; 409 on a partial overlap).
+//! - [`partitions`]: the daily `samples` partitions on Postgres.
+//! - [`retention`]: `retention_days`: the hourly pass that removes old days.
+//! - [`telemetry`]: devices, points, and samples raw or aggregated (from the
+//!   rollups maintained on ingest).
+//! - [`completeness`]: `GET /api/v1/gateways/{id}/completeness`: received,
+//!   dropped and in-flight sequences, per-point counts and dropped spans
+//!   (docs/specs/completeness.md).
 //! - [`testing`]: helpers for tests against a real database.
 //! - [`http`]: router ([`http::app`]), state, pagination, problem+json
 //!   errors, query parsing, Prometheus metrics, the OpenAPI document.
@@ -17,11 +27,14 @@
 //! [`start`] binds the listener and serves until the shutdown token fires;
 //! `dcmms-cloud serve`, the demo and the tests all go through it.
 
+pub mod completeness;
 pub mod config;
 pub mod db;
 pub mod gateways;
 pub mod http;
 pub mod ingest;
+pub mod partitions;
+pub mod retention;
 pub mod telemetry;
 pub mod testing;
 
@@ -53,6 +66,7 @@ pub struct RunningCloud {
     pub db: Db,
     pub metrics: Arc<http::metrics::CloudMetrics>,
     task: JoinHandle<std::io::Result<()>>,
+    retention: JoinHandle<()>,
 }
 
 impl RunningCloud {
@@ -61,19 +75,23 @@ impl RunningCloud {
         format!("http://{}", self.addr)
     }
 
-    /// Waits until the server has stopped (after the shutdown token fired),
-    /// then closes the database pool.
+    /// Waits until the server and the retention task have stopped (after the
+    /// shutdown token fired), then closes the database pool.
     pub async fn wait(self) -> std::io::Result<()> {
         let res = match self.task.await {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e)),
         };
+        if let Err(e) = self.retention.await {
+            tracing::warn!(error = %e, "retention task ended abnormally");
+        }
         self.db.close().await;
         res
     }
 }
 
-/// Opens the database, binds the listener and serves until `shutdown`.
+/// Opens the database, binds the listener and serves until `shutdown`;
+/// runs the retention task ([`retention::spawn`]) alongside.
 pub async fn start(
     cfg: &CloudConfig,
     shutdown: CancellationToken,
@@ -90,21 +108,21 @@ pub async fn start(
         source,
     })?;
     let metrics = Arc::new(http::metrics::CloudMetrics::default());
-    let state = http::AppState {
-        db: db.clone(),
-        metrics: metrics.clone(),
-    };
+    let state = http::AppState::new(db.clone(), metrics.clone());
+    let caches = state.caches.clone();
     let router = http::app(state, cfg.max_batch_bytes);
+    let retention = retention::spawn(db.clone(), caches, cfg.retention_days, shutdown.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
     });
-    tracing::info!(%addr, database = db.kind(), "cloud listening");
+    tracing::info!(%addr, database = db.kind(), retention_days = cfg.retention_days, "cloud listening");
     Ok(RunningCloud {
         addr,
         db,
         metrics,
         task,
+        retention,
     })
 }

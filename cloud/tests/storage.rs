@@ -6,10 +6,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use dcmms_cloud::http::metrics::CloudMetrics;
 use dcmms_cloud::http::{AppState, app};
-use dcmms_cloud::{Db, gateways, testing};
+use dcmms_cloud::{Db, gateways, retention, testing};
 use dcmms_shared::wire::{Compression, encode};
-use dcmms_shared::{Batch, Quality, Sample, Series};
-use serde_json::Value;
+use dcmms_shared::{Batch, Drop, DropReason, DroppedSpan, Quality, Sample, Series};
+use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -44,17 +44,16 @@ fn batch(gw: &str, seq: u64) -> Batch {
 
 struct Ctx {
     db: Db,
+    caches: Arc<dcmms_cloud::db::Caches>,
     router: axum::Router,
 }
 
 impl Ctx {
     async fn new(url: &str) -> Ctx {
         let db = Db::connect(url).await.unwrap();
-        let state = AppState {
-            db: db.clone(),
-            metrics: Arc::new(CloudMetrics::default()),
-        };
+        let state = AppState::new(db.clone(), Arc::new(CloudMetrics::default()));
         Ctx {
+            caches: state.caches.clone(),
             router: app(state, 16 * 1024 * 1024),
             db,
         }
@@ -300,6 +299,297 @@ async fn scenario(url: &str) {
     ctx.db.close().await;
 }
 
+fn series(point: &str, ts: impl Iterator<Item = (i64, f64)>) -> Series {
+    Series {
+        device: "inv-02".into(),
+        point: point.into(),
+        unit: "W".into(),
+        samples: ts
+            .map(|(ts_ms, value)| Sample {
+                ts_ms,
+                value,
+                quality: Quality::Good,
+            })
+            .collect(),
+    }
+}
+
+fn ranged(first: u64, last: u64, polled: i64, series: Vec<Series>, drops: Vec<Drop>) -> Batch {
+    Batch {
+        gateway_id: "gw-r".into(),
+        first_sequence: first,
+        sequence: last,
+        created_ms: polled,
+        polled_through_ms: polled,
+        series,
+        drops,
+    }
+}
+
+fn span(point: &str, from_ms: i64, to_ms: i64, samples: u64) -> DroppedSpan {
+    DroppedSpan {
+        device: "inv-02".into(),
+        point: point.into(),
+        from_ms,
+        to_ms,
+        samples,
+    }
+}
+
+const DAY: i64 = 86_400_000;
+
+/// Sequence ranges, drop reports, completeness, rollups and retention.
+async fn ranges_scenario(url: &str) {
+    let ctx = Ctx::new(url).await;
+    let gw = gateways::create(&ctx.db, "gw-r", "Ranges").await.unwrap();
+    let cred = Some(gw.credential.as_str());
+    let post = |b: &Batch| ctx.post(cred, BATCH, encode(b, Compression::None).unwrap());
+
+    // 10..=12 merged on the edge: 90 samples of p from T0 (one NaN), and the
+    // drops the edge made before it: 5..=7 (capacity, spans of p and q),
+    // 8 (corrupt, no spans), 9 (age, a p span long before the range asked).
+    let p_values = |i: i64| if i == 3 { f64::NAN } else { 1000.0 + i as f64 };
+    let b10 = ranged(
+        10,
+        12,
+        T0 + 90_000,
+        vec![series("p", (0..90).map(|i| (T0 + i * 1000, p_values(i))))],
+        vec![
+            Drop {
+                first_sequence: 5,
+                last_sequence: 7,
+                reason: DropReason::Capacity,
+                spans: vec![
+                    span("p", T0 - 600_000, T0 - 300_001, 300),
+                    span("q", T0 - 600_000, T0 - 1, 600),
+                ],
+            },
+            Drop {
+                first_sequence: 8,
+                last_sequence: 8,
+                reason: DropReason::Corrupt,
+                spans: vec![],
+            },
+            Drop {
+                first_sequence: 9,
+                last_sequence: 9,
+                reason: DropReason::Age,
+                spans: vec![span("p", T0 - 2_000_000, T0 - 1_900_000, 100)],
+            },
+        ],
+    );
+    let (st, _, ack) = post(&b10).await;
+    assert_eq!(st, StatusCode::OK, "{ack}");
+    assert_eq!(
+        (
+            &ack["status"],
+            &ack["samples"],
+            &ack["first_sequence"],
+            &ack["sequence"]
+        ),
+        (&json!("stored"), &json!(90), &json!(10), &json!(12))
+    );
+    // Its replay is a duplicate and writes nothing (drop reports included:
+    // a second copy would show up twice in the completeness report below).
+    let (st, _, ack) = post(&b10).await;
+    assert_eq!((st, &ack["status"]), (StatusCode::OK, &json!("duplicate")));
+    assert_eq!(testing::count_samples(&ctx.db).await.unwrap(), 90);
+
+    // Partial overlaps and containment: 409 naming the body, nothing written.
+    let one = |first, last| {
+        ranged(
+            first,
+            last,
+            T0 + 200_000,
+            vec![series("p", [(T0 + 500_000, 1.0)].into_iter())],
+            vec![],
+        )
+    };
+    for (first, last) in [(12, 13), (11, 11), (9, 10), (9, 14), (10, 11), (12, 12)] {
+        let (st, ct, body) = post(&one(first, last)).await;
+        assert_eq!(st, StatusCode::CONFLICT, "{first}..={last}: {body}");
+        assert_eq!(ct, PROBLEM);
+        assert_eq!(body["type"], "/problems/sequence-conflict");
+        assert_eq!(body["field"], "body");
+    }
+    assert_eq!(testing::count_samples(&ctx.db).await.unwrap(), 90);
+
+    // 1..=2 arrives late, with older samples and an older watermark.
+    let b1 = ranged(
+        1,
+        2,
+        T0 - 800_000,
+        vec![series("p", (0..10).map(|i| (T0 - 900_000 + i * 1000, 5.0)))],
+        vec![],
+    );
+    assert_eq!(post(&b1).await.2["status"], "stored");
+    let from = T0 - 600_000;
+    let to = T0 + 60_500;
+    let uri = format!("/api/v1/gateways/gw-r/completeness?from={from}&to={to}");
+    let (st, _, c) = ctx.get(&uri).await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    assert_eq!(c["polled_through_ms"], T0 + 90_000);
+
+    // 15 adds samples into the second minute (rollups merge) and moves the watermark.
+    let b15 = ranged(
+        15,
+        15,
+        T0 + 120_000,
+        vec![series(
+            "p",
+            (0..30).map(|j| (T0 + 90_000 + j * 1000, 2000.0 + j as f64)),
+        )],
+        vec![],
+    );
+    assert_eq!(post(&b15).await.2["status"], "stored");
+    assert_eq!(testing::count_samples(&ctx.db).await.unwrap(), 130);
+
+    let (st, _, c) = ctx.get(&uri).await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    assert_eq!(
+        c,
+        json!({
+            "gateway_id": "gw-r", "from": from, "to": to, "polled_through_ms": T0 + 120_000,
+            "sequences": {
+                "received": [[1, 2], [10, 12], [15, 15]],
+                "dropped": [[5, 9]],
+                "in_flight": [[3, 4], [13, 14]],
+            },
+            "points": [
+                // 61 samples in [T0, T0 + 60 500): 60 from the rollup of the
+                // whole first minute (the NaN one counts), 1 from the partial minute.
+                {"device": "inv-02", "point": "p", "received": 61,
+                 "first_ms": T0, "last_ms": T0 + 60_000,
+                 "dropped": [{"from_ms": T0 - 600_000, "to_ms": T0 - 300_001, "samples": 300,
+                              "reason": "capacity"}]},
+                {"device": "inv-02", "point": "q", "received": 0,
+                 "first_ms": null, "last_ms": null,
+                 "dropped": [{"from_ms": T0 - 600_000, "to_ms": T0 - 1, "samples": 600,
+                              "reason": "capacity"}]},
+            ],
+        })
+    );
+    // A range inside one minute is counted on the raw samples alone.
+    let (_, _, c2) = ctx
+        .get(&format!(
+            "/api/v1/gateways/gw-r/completeness?from={}&to={}",
+            T0 + 1500,
+            T0 + 4500
+        ))
+        .await;
+    assert_eq!(c2["points"][0]["received"], 3, "{c2}");
+    assert_eq!(c2["points"][0]["first_ms"], T0 + 2000);
+    // q has no samples and no drop overlapping this range: not listed.
+    assert_eq!(c2["points"].as_array().unwrap().len(), 1, "{c2}");
+    assert_eq!(c2["points"][0]["dropped"], json!([]));
+
+    // Bad parameters name the field; unknown gateways are 404.
+    for (q, field) in [
+        (format!("from={from}"), "to"),
+        (format!("to={to}"), "from"),
+        (format!("from=abc&to={to}"), "from"),
+        (format!("from={to}&to={from}"), "from"),
+        (format!("from={from}&to=x"), "to"),
+        (format!("from={from}&to={to}&limit=3"), "limit"),
+    ] {
+        let (st, ct, body) = ctx
+            .get(&format!("/api/v1/gateways/gw-r/completeness?{q}"))
+            .await;
+        assert_eq!((st, ct.as_str()), (StatusCode::BAD_REQUEST, PROBLEM), "{q}");
+        assert_eq!(body["field"], field, "{q}: {body}");
+    }
+    let (st, ct, _) = ctx
+        .get(&format!(
+            "/api/v1/gateways/nope/completeness?from={from}&to={to}"
+        ))
+        .await;
+    assert_eq!((st, ct.as_str()), (StatusCode::NOT_FOUND, PROBLEM));
+    let (_, _, doc) = ctx.get("/api/v1/openapi.json").await;
+    assert!(doc["paths"]["/api/v1/gateways/{id}/completeness"]["get"].is_object());
+    assert!(doc["components"]["schemas"]["Completeness"].is_object());
+
+    // Rollup aggregates: the NaN is not counted; batch 15 merged into minute 2.
+    let (_, _, pts) = ctx.get("/api/v1/points?gateway_id=gw-r").await;
+    let pid = pts["items"][0]["id"].as_i64().unwrap();
+    let (_, _, agg) = ctx
+        .get(&format!(
+            "/api/v1/points/{pid}/samples?from={T0}&to={}&resolution=1m",
+            T0 + 120_000
+        ))
+        .await;
+    let bk = agg["buckets"].as_array().unwrap();
+    assert_eq!(bk.len(), 2, "{agg}");
+    let sum0: f64 = (0..60).filter(|i| *i != 3).map(|i| 1000.0 + i as f64).sum();
+    assert_eq!(
+        bk[0],
+        json!({"ts_ms": T0, "min": 1000.0, "avg": sum0 / 59.0, "max": 1059.0, "count": 59})
+    );
+    let sum1: f64 = (60..90).map(|i| 1000.0 + i as f64).sum::<f64>()
+        + (0..30).map(|j| 2000.0 + j as f64).sum::<f64>();
+    assert_eq!(
+        bk[1],
+        json!({"ts_ms": T0 + 60_000, "min": 1060.0, "avg": sum1 / 60.0, "max": 2029.0, "count": 60})
+    );
+    let (_, _, agg15) = ctx
+        .get(&format!(
+            "/api/v1/points/{pid}/samples?from={}&to={}&resolution=15m",
+            T0 + 1,
+            T0 + 2
+        ))
+        .await;
+    assert_eq!(agg15["buckets"][0]["count"], 119, "{agg15}");
+    assert_eq!(agg15["buckets"][0]["min"], 1000.0);
+
+    // Retention: 400 days after T0 + 1 h, the day before T0 goes, T0's day stays.
+    let now = T0 + 400 * DAY + 3_600_000;
+    let none = retention::run_pass(&ctx.db, &ctx.caches, 0, now)
+        .await
+        .unwrap();
+    assert_eq!(none.cut_ms, None);
+    assert_eq!(testing::count_samples(&ctx.db).await.unwrap(), 130);
+    let r = retention::run_pass(&ctx.db, &ctx.caches, 400, now)
+        .await
+        .unwrap();
+    assert_eq!(r.cut_ms, Some(T0));
+    match ctx.db.kind() {
+        "postgres" => assert_eq!(r.partitions_dropped, vec!["samples_p20260620".to_string()]),
+        _ => assert_eq!(r.samples_deleted, 10),
+    }
+    assert_eq!(r.rollups_deleted, 1);
+    assert_eq!(testing::count_samples(&ctx.db).await.unwrap(), 120);
+    let raw_old = format!("/api/v1/points/{pid}/samples?from={}&to={T0}", T0 - DAY);
+    assert_eq!(ctx.get(&raw_old).await.2["samples"], json!([]));
+    assert_eq!(
+        ctx.get(&format!("{raw_old}&resolution=1m")).await.2["buckets"],
+        json!([])
+    );
+    let (_, _, recent) = ctx
+        .get(&format!(
+            "/api/v1/points/{pid}/samples?from={T0}&to={}&limit=1000",
+            T0 + DAY
+        ))
+        .await;
+    assert_eq!(recent["samples"].as_array().unwrap().len(), 120);
+    let again = retention::run_pass(&ctx.db, &ctx.caches, 400, now)
+        .await
+        .unwrap();
+    assert!(
+        again.partitions_dropped.is_empty() && again.samples_deleted == 0,
+        "{again:?}"
+    );
+    // Data for a retained day can still arrive (its partition comes back).
+    let late = ranged(
+        16,
+        16,
+        T0 + 130_000,
+        vec![series("p", [(T0 - 500_000, 7.0)].into_iter())],
+        vec![],
+    );
+    assert_eq!(post(&late).await.2["status"], "stored");
+    assert_eq!(testing::count_samples(&ctx.db).await.unwrap(), 121);
+    ctx.db.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_and_read_scenario_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -311,4 +601,17 @@ async fn ingest_and_read_scenario_on_sqlite() {
 async fn ingest_and_read_scenario_on_postgres() {
     let url = testing::fresh_postgres_database().await.unwrap();
     scenario(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_drops_completeness_retention_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    ranges_scenario(&testing::sqlite_url(dir.path())).await;
+}
+
+#[cfg(feature = "postgres-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_drops_completeness_retention_on_postgres() {
+    let url = testing::fresh_postgres_database().await.unwrap();
+    ranges_scenario(&url).await;
 }

@@ -1,6 +1,13 @@
 //! The database behind one narrow type: [`Db`] is either a Postgres or a
 //! SQLite pool, and every query is written once with `$n` placeholders and run
-//! on whichever pool is present (see [`on_db!`](crate::on_db)).
+//! on whichever pool is present (see [`on_db!`](crate::on_db)). [`Caches`]
+//! are the in-memory facts about one database (committed point ids, existing
+//! partitions) that the ingest path and the retention task share; whoever
+//! opens a [`Db`] keeps one `Caches` next to it (see `http::AppState`).
+
+mod cache;
+
+pub use cache::{CachedPoint, Caches};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

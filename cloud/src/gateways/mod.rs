@@ -35,6 +35,8 @@ pub struct Gateway {
     pub created_ms: i64,
     pub last_seen_ms: Option<i64>,
     pub last_sequence: Option<i64>,
+    /// The highest watermark (`polled_through_ms`) of any stored batch.
+    pub polled_through_ms: Option<i64>,
 }
 
 /// A newly created gateway and the credential to configure it with. The
@@ -113,7 +115,8 @@ pub async fn authenticate(db: &Db, credential: &str) -> Result<Option<String>, s
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<Gateway>, sqlx::Error> {
     on_db!(db, p => {
         let rows = sqlx::query(
-            "SELECT id, name, created_ms, last_seen_ms, last_sequence FROM gateways \
+            "SELECT id, name, created_ms, last_seen_ms, last_sequence, polled_through_ms \
+             FROM gateways \
              ORDER BY id LIMIT $1 OFFSET $2")
             .bind(limit).bind(offset).fetch_all(p).await?;
         rows.iter().map(|r| Ok(Gateway {
@@ -122,6 +125,7 @@ pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<Gateway>, sqlx
             created_ms: r.try_get(2)?,
             last_seen_ms: r.try_get(3)?,
             last_sequence: r.try_get(4)?,
+            polled_through_ms: r.try_get(5)?,
         })).collect()
     })
 }

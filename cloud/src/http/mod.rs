@@ -4,8 +4,8 @@ pub mod metrics;
 pub mod params;
 pub mod problem;
 
-use crate::db::Db;
-use crate::{gateways, ingest, telemetry};
+use crate::db::{Caches, Db};
+use crate::{completeness, gateways, ingest, telemetry};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Query, State};
 use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,20 @@ use utoipa::{OpenApi, ToSchema};
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub db: Db,
+    /// The ingest caches of `db` (share them with [`crate::retention`]).
+    pub caches: Arc<Caches>,
     pub metrics: Arc<CloudMetrics>,
+}
+
+impl AppState {
+    /// State over `db` with fresh caches.
+    pub fn new(db: Db, metrics: Arc<CloudMetrics>) -> AppState {
+        AppState {
+            db,
+            caches: Arc::default(),
+            metrics,
+        }
+    }
 }
 
 /// One page of a list.
@@ -55,11 +68,14 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         telemetry::handlers::list_points,
         telemetry::handlers::get_samples,
         list_gateways,
+        completeness::get_completeness,
         healthz,
     ),
     components(schemas(Problem, ingest::IngestAck, ingest::IngestStatus, gateways::Gateway,
         telemetry::DeviceInfo, telemetry::PointInfo, telemetry::SampleOut, telemetry::Bucket,
-        telemetry::Resolution, telemetry::SamplesPage)),
+        telemetry::Resolution, telemetry::SamplesPage, completeness::Completeness,
+        completeness::SequenceReport, completeness::PointCompleteness,
+        completeness::DroppedSpanOut)),
     modifiers(&SecurityAddon),
 )]
 #[derive(Debug)]
@@ -90,6 +106,10 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route(dcmms_shared::api::INGEST_PATH, post(ingest::ingest))
         .route("/api/v1/gateways", get(list_gateways))
+        .route(
+            "/api/v1/gateways/{id}/completeness",
+            get(completeness::get_completeness),
+        )
         .route("/api/v1/devices", get(telemetry::list_devices))
         .route("/api/v1/points", get(telemetry::list_points))
         .route("/api/v1/points/{id}/samples", get(telemetry::get_samples))

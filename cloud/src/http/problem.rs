@@ -46,6 +46,10 @@ pub enum AppError {
     UnsupportedMediaType {
         detail: String,
     },
+    /// The batch's sequence range partially overlaps a stored batch.
+    SequenceConflict {
+        detail: String,
+    },
     /// A failure of ours; the cause is logged, the client gets a generic text.
     Internal(anyhow::Error),
 }
@@ -109,6 +113,13 @@ impl IntoResponse for AppError {
                 "Unsupported media type",
                 detail,
                 Some("content-type".to_string()),
+            ),
+            AppError::SequenceConflict { detail } => (
+                StatusCode::CONFLICT,
+                "sequence-conflict",
+                "Sequence conflict",
+                detail,
+                Some("body".to_string()),
             ),
             AppError::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");

@@ -1,6 +1,6 @@
 //! `POST /api/v1/ingest`.
 
-use super::{StoreError, StoreOutcome, store_batch};
+use super::{StoreError, StoreOutcome, store_batch_with};
 use crate::gateways;
 use crate::http::AppState;
 use crate::http::problem::{AppError, Problem};
@@ -25,6 +25,8 @@ pub enum IngestStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct IngestAck {
     pub gateway_id: String,
+    /// The batch covers `first_sequence..=sequence`.
+    pub first_sequence: u64,
     pub sequence: u64,
     pub status: IngestStatus,
     /// Samples written by this request (0 for a duplicate).
@@ -43,6 +45,7 @@ pub struct IngestAck {
         (status = 400, description = "Malformed batch", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong gateway credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Batch names another gateway", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The sequence range partially overlaps a stored batch; nothing was stored", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Wrong content type", body = Problem, content_type = "application/problem+json"),
     ),
@@ -92,12 +95,24 @@ pub async fn ingest(
             ),
         });
     }
-    let outcome = store_batch(&st.db, &batch).await.map_err(|e| match e {
-        StoreError::SequenceOutOfRange(_) => AppError::MalformedBody {
-            detail: e.to_string(),
-        },
-        StoreError::Db(e) => AppError::from(e),
-    })?;
+    let outcome = store_batch_with(&st.db, &st.caches, &batch)
+        .await
+        .map_err(|e| match e {
+            StoreError::Db(e) => AppError::from(e),
+            e @ StoreError::SequenceConflict { .. } => {
+                st.metrics.ingest_rejected("conflict");
+                tracing::warn!(gateway = %gateway_id, error = %e, "sequence conflict");
+                AppError::SequenceConflict {
+                    detail: e.to_string(),
+                }
+            }
+            e => {
+                st.metrics.ingest_rejected("malformed");
+                AppError::MalformedBody {
+                    detail: e.to_string(),
+                }
+            }
+        })?;
     let (status, samples) = match outcome {
         StoreOutcome::Stored { samples } => (IngestStatus::Stored, samples),
         StoreOutcome::Duplicate => (IngestStatus::Duplicate, 0),
@@ -106,6 +121,7 @@ pub async fn ingest(
     tracing::debug!(gateway = %gateway_id, sequence = batch.sequence, ?status, samples, "batch ingested");
     Ok(Json(IngestAck {
         gateway_id,
+        first_sequence: batch.first_sequence,
         sequence: batch.sequence,
         status,
         samples,

@@ -44,7 +44,7 @@ pub struct Bucket {
     pub min: Option<f64>,
     pub avg: Option<f64>,
     pub max: Option<f64>,
-    /// Samples with a value in the bucket.
+    /// Samples with a (finite) value in the bucket.
     pub count: i64,
 }
 
@@ -168,7 +168,8 @@ pub struct SamplesQuery {
     from: Option<i64>,
     /// End, exclusive (Unix ms). Default: now.
     to: Option<i64>,
-    /// `raw` (default), `1m` or `15m`.
+    /// `raw` (default), `1m` or `15m`. Aggregates are of whole buckets
+    /// overlapping `[from, to)`, read from rollups maintained on ingest.
     resolution: Option<String>,
     /// Most samples or buckets to return, 1 to 10000 (default 100).
     limit: Option<i64>,
@@ -253,15 +254,22 @@ pub async fn get_samples(
             out.samples = Some(samples);
         }
         Some(bucket) => {
-            // `bucket` is one of two constants, never user input.
+            // Whole buckets overlapping [from, to), from the rollups kept on
+            // ingest; `table` is one of two constants, never user input.
+            let table = if bucket == 60_000 {
+                "rollups_1m"
+            } else {
+                "rollups_15m"
+            };
+            let start = from.div_euclid(bucket).saturating_mul(bucket);
             let sql = format!(
-                "SELECT (ts_ms / {bucket}) * {bucket} AS b, MIN(value), AVG(value), MAX(value), \
-                 COUNT(value) FROM samples WHERE point_id = $1 AND ts_ms >= $2 AND ts_ms < $3 \
-                 GROUP BY b ORDER BY b LIMIT $4"
+                "SELECT bucket_ms, min, CASE WHEN count > 0 THEN sum / count END, max, count \
+                 FROM {table} WHERE point_id = $1 AND bucket_ms >= $2 AND bucket_ms < $3 \
+                 ORDER BY bucket_ms LIMIT $4"
             );
             let mut buckets: Vec<Bucket> = on_db!(&st.db, p => {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(id).bind(from).bind(to).bind(limit + 1).fetch_all(p).await?;
+                    .bind(id).bind(start).bind(to).bind(limit + 1).fetch_all(p).await?;
                 rows.iter().map(|r| Ok::<_, sqlx::Error>(Bucket {
                     ts_ms: r.try_get(0)?, min: r.try_get(1)?, avg: r.try_get(2)?,
                     max: r.try_get(3)?, count: r.try_get(4)?,

@@ -1,8 +1,8 @@
 //! Read side of the telemetry store: devices, points and samples, raw or
 //! aggregated into 1-minute and 15-minute min/avg/max buckets.
 //!
-//! Aggregates are computed at query time from raw samples here; maintained
-//! rollups on ingest arrive with the store-and-forward work (issue 3).
+//! Aggregates are read from `rollups_1m` / `rollups_15m`, maintained in the
+//! ingest transaction (see [`crate::ingest::rollups`]).
 
 pub mod handlers;
 
