@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+pub use crate::drivers::mqtt::config::{MqttConfig, MqttPointConfig};
+
 /// The commented example printed by `dcmms-edge print-config`.
 pub const EXAMPLE: &str = include_str!("../edge.example.toml");
 
@@ -146,12 +148,117 @@ pub struct DeviceConfig {
     pub poll_interval_ms: u64,
     /// Exactly one protocol section.
     pub modbus_tcp: Option<ModbusTcpConfig>,
+    /// A Modbus RTU device on a serial line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modbus_rtu: Option<ModbusRtuConfig>,
+    /// Find the points on the device instead of listing them (Modbus only;
+    /// `points` must then be empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discover: Option<Discovery>,
+    /// The points discovery found, shared by every clone of this device's
+    /// configuration (so the batcher sees what the driver found).
+    #[serde(skip)]
+    pub discovered: DiscoveredPoints,
+    /// An MQTT device: broker, subscriptions and its points (which live in
+    /// `mqtt.points`, not in `points`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttConfig>,
+    /// Register points of a Modbus device.
     #[serde(default)]
     pub points: Vec<PointConfig>,
 }
 
+impl DeviceConfig {
+    /// Name and unit of point `index` of this device, whatever its protocol
+    /// (the index a driver puts in a [`crate::drivers::Reading`]).
+    pub fn point_name_unit(&self, index: usize) -> Option<(&str, &str)> {
+        match &self.mqtt {
+            Some(m) => m
+                .points
+                .get(index)
+                .map(|p| (p.name.as_str(), p.unit.as_str())),
+            None => self
+                .modbus_points()
+                .get(index)
+                .map(|p| (p.name.as_str(), p.unit.as_str())),
+        }
+    }
+
+    /// How many points this device has, whatever its protocol (for a
+    /// discovering Modbus device, 0 until discovery succeeded).
+    pub fn point_count(&self) -> usize {
+        self.mqtt
+            .as_ref()
+            .map_or(self.modbus_points().len(), |m| m.points.len())
+    }
+}
+
 fn d_poll_interval() -> u64 {
     1000
+}
+
+/// How a device's points are found when `points` is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Discovery {
+    /// Walk the SunSpec model chain (marker `SunS` at 40000, 50000 or 0).
+    Sunspec,
+}
+
+/// Points found on the device at run time; set once, then read by driver
+/// and batcher alike.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveredPoints(std::sync::Arc<std::sync::OnceLock<Vec<PointConfig>>>);
+
+impl DiscoveredPoints {
+    /// Records the discovered points; `false` if they were already set.
+    pub fn set(&self, points: Vec<PointConfig>) -> bool {
+        self.0.set(points).is_ok()
+    }
+
+    pub fn get(&self) -> Option<&[PointConfig]> {
+        self.0.get().map(Vec::as_slice)
+    }
+}
+
+/// The common request settings of Modbus TCP and RTU.
+#[derive(Debug, Clone, Copy)]
+pub struct ModbusRequestSettings {
+    pub unit_id: u8,
+    pub timeout_ms: u64,
+    pub max_gap: u16,
+    pub max_registers_per_read: u16,
+}
+
+impl DeviceConfig {
+    /// The configured points, or the discovered ones for a device with
+    /// `discover` (empty until discovery succeeded).
+    pub fn modbus_points(&self) -> &[PointConfig] {
+        if self.points.is_empty() {
+            self.discovered.get().unwrap_or(&[])
+        } else {
+            &self.points
+        }
+    }
+
+    /// The Modbus request settings, whichever Modbus section the device has.
+    pub fn modbus_settings(&self) -> Option<ModbusRequestSettings> {
+        if let Some(m) = &self.modbus_tcp {
+            Some(ModbusRequestSettings {
+                unit_id: m.unit_id,
+                timeout_ms: m.timeout_ms,
+                max_gap: m.max_gap,
+                max_registers_per_read: m.max_registers_per_read,
+            })
+        } else {
+            self.modbus_rtu.as_ref().map(|m| ModbusRequestSettings {
+                unit_id: m.unit_id,
+                timeout_ms: m.timeout_ms,
+                max_gap: m.max_gap,
+                max_registers_per_read: m.max_registers_per_read,
+            })
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +278,51 @@ pub struct ModbusTcpConfig {
     /// Largest read (the protocol allows 125 registers).
     #[serde(default = "d_max_read")]
     pub max_registers_per_read: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusRtuConfig {
+    /// The serial device, e.g. `/dev/ttyUSB0`. One device per port for now.
+    pub path: String,
+    #[serde(default = "d_baud_rate")]
+    pub baud_rate: u32,
+    #[serde(default)]
+    pub parity: SerialParity,
+    /// 7 or 8.
+    #[serde(default = "d_data_bits")]
+    pub data_bits: u8,
+    /// 1 or 2.
+    #[serde(default = "d_stop_bits")]
+    pub stop_bits: u8,
+    #[serde(default = "d_unit_id")]
+    pub unit_id: u8,
+    /// Per request; a request that takes longer reopens the port.
+    #[serde(default = "d_modbus_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default = "d_max_gap")]
+    pub max_gap: u16,
+    #[serde(default = "d_max_read")]
+    pub max_registers_per_read: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SerialParity {
+    #[default]
+    None,
+    Even,
+    Odd,
+}
+
+fn d_baud_rate() -> u32 {
+    9600
+}
+fn d_data_bits() -> u8 {
+    8
+}
+fn d_stop_bits() -> u8 {
+    1
 }
 
 fn d_modbus_port() -> u16 {
@@ -405,6 +557,8 @@ impl EdgeConfig {
             ));
         }
         let mut names = HashSet::new();
+        let mut mqtt_clients = HashSet::new();
+        let mut serial_paths = HashSet::new();
         for (i, d) in self.devices.iter().enumerate() {
             let at = |f: &str| format!("devices[{i}].{f}");
             if !valid_name(&d.name) {
@@ -422,29 +576,104 @@ impl EdgeConfig {
                     "must be between 10 and 86400000".into(),
                 ));
             }
-            let Some(m) = &d.modbus_tcp else {
+            if d.modbus_rtu.is_some() && d.mqtt.is_some() {
+                return Err(err(
+                    at("modbus_rtu"),
+                    "a device has exactly one protocol section; this one also has mqtt".into(),
+                ));
+            }
+            if d.discover.is_some() && d.mqtt.is_some() {
+                return Err(err(
+                    at("discover"),
+                    "discovery is for Modbus devices only".into(),
+                ));
+            }
+            if let Some(q) = &d.mqtt {
+                if d.modbus_tcp.is_some() {
+                    return Err(err(
+                        at("mqtt"),
+                        "a device has exactly one protocol section; this one also has modbus_tcp"
+                            .into(),
+                    ));
+                }
+                if !d.points.is_empty() {
+                    return Err(err(
+                        at("points"),
+                        format!("an MQTT device lists its points under devices[{i}].mqtt.points"),
+                    ));
+                }
+                q.validate(&at("mqtt")).map_err(|(f, p)| err(f, p))?;
+                // Two connections with one client id take the session from
+                // each other in an endless loop.
+                if !mqtt_clients.insert((q.host.as_str(), q.port, q.client_id.as_str())) {
+                    return Err(err(
+                        at("mqtt.client_id"),
+                        format!(
+                            "{:?} is used by another device on the same broker",
+                            q.client_id
+                        ),
+                    ));
+                }
+                continue;
+            }
+            let Some(m) = d.modbus_settings() else {
                 return Err(err(
                     at("modbus_tcp"),
-                    "missing: each device needs a protocol section with its address".into(),
+                    "missing: each device needs exactly one protocol section (modbus_tcp, modbus_rtu or mqtt)"
+                        .into(),
                 ));
             };
-            if m.host.trim().is_empty() {
-                return Err(err(at("modbus_tcp.host"), "must not be empty".into()));
-            }
-            if m.port == 0 {
-                return Err(err(at("modbus_tcp.port"), "must not be 0".into()));
-            }
+            let section = if let Some(t) = &d.modbus_tcp {
+                if d.modbus_rtu.is_some() {
+                    return Err(err(
+                        at("modbus_rtu"),
+                        "a device has exactly one protocol section; this one also has modbus_tcp"
+                            .into(),
+                    ));
+                }
+                if t.host.trim().is_empty() {
+                    return Err(err(at("modbus_tcp.host"), "must not be empty".into()));
+                }
+                if t.port == 0 {
+                    return Err(err(at("modbus_tcp.port"), "must not be 0".into()));
+                }
+                "modbus_tcp"
+            } else {
+                if let Some(r) = &d.modbus_rtu {
+                    validate_rtu(r).map_err(|(f, p)| err(at(&format!("modbus_rtu.{f}")), p))?;
+                    if !serial_paths.insert(r.path.as_str()) {
+                        return Err(err(
+                            at("modbus_rtu.path"),
+                            format!(
+                                "{:?} is used by another device (one device per serial port)",
+                                r.path
+                            ),
+                        ));
+                    }
+                }
+                "modbus_rtu"
+            };
             if m.timeout_ms == 0 || m.timeout_ms > 60_000 {
                 return Err(err(
-                    at("modbus_tcp.timeout_ms"),
+                    at(&format!("{section}.timeout_ms")),
                     "must be between 1 and 60000".into(),
                 ));
             }
             if !(1..=125).contains(&m.max_registers_per_read) {
                 return Err(err(
-                    at("modbus_tcp.max_registers_per_read"),
+                    at(&format!("{section}.max_registers_per_read")),
                     "must be between 1 and 125".into(),
                 ));
+            }
+            if d.discover.is_some() {
+                if !d.points.is_empty() {
+                    return Err(err(
+                        at("points"),
+                        "a device with discover finds its points itself; remove points or discover"
+                            .into(),
+                    ));
+                }
+                continue;
             }
             if d.points.is_empty() {
                 return Err(err(at("points"), "at least one point is required".into()));
@@ -497,6 +726,27 @@ impl EdgeConfig {
     }
 }
 
+/// Checks a serial section; the error names the field inside it.
+fn validate_rtu(r: &ModbusRtuConfig) -> Result<(), (&'static str, String)> {
+    if r.path.trim().is_empty() {
+        return Err(("path", "must not be empty".into()));
+    }
+    if !(300..=4_000_000).contains(&r.baud_rate) {
+        return Err(("baud_rate", "must be between 300 and 4000000".into()));
+    }
+    if !(7..=8).contains(&r.data_bits) {
+        return Err(("data_bits", "must be 7 or 8".into()));
+    }
+    if !(1..=2).contains(&r.stop_bits) {
+        return Err(("stop_bits", "must be 1 or 2".into()));
+    }
+    // 0 is broadcast (no reply) and 248-255 are reserved on a serial line.
+    if !(1..=247).contains(&r.unit_id) {
+        return Err(("unit_id", "must be between 1 and 247".into()));
+    }
+    Ok(())
+}
+
 /// Turns figment's key path (`devices`, `0`, `points`, `3`, `address`) into
 /// `devices[0].points[3].address`.
 fn figment_path(path: &[String]) -> String {
@@ -514,14 +764,14 @@ fn figment_path(path: &[String]) -> String {
     out
 }
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn name_rule(s: &str) -> String {
+pub(crate) fn name_rule(s: &str) -> String {
     format!("{s:?} is invalid: use 1 to 64 characters of a-z, A-Z, 0-9, '.', '_' or '-'")
 }
 
@@ -578,5 +828,61 @@ mod tests {
         let cfg = EdgeConfig::from_toml(EXAMPLE, "x").unwrap();
         let dbg = format!("{cfg:?}");
         assert!(!dbg.contains(&cfg.cloud.credential), "{dbg}");
+    }
+
+    const RTU: &str =
+        "[devices.modbus_rtu]\npath = \"/dev/ttyUSB0\"\nbaud_rate = 19200\nparity = \"even\"\n";
+
+    #[test]
+    fn an_rtu_device_is_valid_and_a_second_modbus_section_is_rejected() {
+        let tcp = EXAMPLE
+            .split("[devices.modbus_tcp]")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .unwrap();
+        let rtu_only = EXAMPLE.replacen(&format!("[devices.modbus_tcp]{tcp}"), RTU, 1);
+        let cfg = EdgeConfig::from_toml(&rtu_only, "edge.toml").unwrap();
+        let r = cfg.devices[0].modbus_rtu.as_ref().unwrap();
+        assert_eq!(
+            (r.baud_rate, r.parity, r.data_bits, r.stop_bits),
+            (19200, SerialParity::Even, 8, 1)
+        );
+        assert_eq!(cfg.devices[0].modbus_settings().unwrap().timeout_ms, 1000);
+
+        let both = EXAMPLE.replacen(
+            "[devices.modbus_tcp]",
+            &format!("{RTU}\n[devices.modbus_tcp]"),
+            1,
+        );
+        let e = EdgeConfig::from_toml(&both, "edge.toml").unwrap_err();
+        assert_eq!(e.field, "devices[0].modbus_rtu", "{e}");
+        assert!(e.problem.contains("exactly one protocol section"), "{e}");
+
+        let bad = rtu_only.replacen("baud_rate = 19200", "baud_rate = 0", 1);
+        let e = EdgeConfig::from_toml(&bad, "edge.toml").unwrap_err();
+        assert_eq!(e.field, "devices[0].modbus_rtu.baud_rate", "{e}");
+    }
+
+    #[test]
+    fn discovery_replaces_points_and_may_not_be_combined_with_them() {
+        let e = broken(
+            "poll_interval_ms = 1000\n",
+            "poll_interval_ms = 1000\ndiscover = \"sunspec\"\n",
+        );
+        assert_eq!(e.field, "devices[0].points", "{e}");
+        assert!(e.problem.contains("discover"), "{e}");
+        let start = EXAMPLE.find("[[devices.points]]").unwrap();
+        let no_points = EXAMPLE[..start].replacen(
+            "poll_interval_ms = 1000\n",
+            "poll_interval_ms = 1000\ndiscover = \"sunspec\"\n",
+            1,
+        );
+        let cfg = EdgeConfig::from_toml(&no_points, "edge.toml").unwrap();
+        assert_eq!(cfg.devices[0].discover, Some(Discovery::Sunspec));
+        assert!(cfg.devices[0].modbus_points().is_empty());
+        assert!(cfg.devices[0].discovered.set(Vec::new()));
+        // Clones share what discovery found.
+        let clone = cfg.devices[0].clone();
+        assert!(!clone.discovered.set(Vec::new()));
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! - [`config`]: the TOML configuration, validated as a whole before start.
 //! - [`drivers`]: the driver interface ([`drivers::Reading`]) and one folder
-//!   per protocol, each behind a cargo feature (`drivers/modbus`).
+//!   per protocol, each behind a cargo feature (`drivers/modbus`,
+//!   `drivers/mqtt`).
 //! - [`pipeline`]: the batcher that seals readings into batches within the
 //!   durability window.
 //! - [`buffer`]: the sled-backed store-and-forward buffer.
@@ -119,11 +120,13 @@ pub async fn start(
 
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let sealed = Arc::new(tokio::sync::Notify::new());
+    // `mut` is unused only in a build without any driver feature.
+    #[cfg_attr(not(any(feature = "modbus", feature = "mqtt")), allow(unused_mut))]
     let mut drivers = JoinSet::new();
     let n = cfg.devices.len().max(1) as u64;
     for (i, d) in cfg.devices.iter().enumerate() {
         let stagger = Duration::from_millis(d.poll_interval_ms * i as u64 / n);
-        if d.modbus_tcp.is_some() {
+        if d.modbus_tcp.is_some() || d.modbus_rtu.is_some() {
             #[cfg(feature = "modbus")]
             drivers.spawn(drivers::modbus::run_device(
                 i,
@@ -138,6 +141,19 @@ pub async fn start(
                 let _ = stagger;
                 return Err(StartError::ProtocolDisabled(d.name.clone()));
             }
+        }
+        if d.mqtt.is_some() {
+            // Event-driven: no poll to stagger.
+            #[cfg(feature = "mqtt")]
+            drivers.spawn(drivers::mqtt::run_device(
+                i,
+                d.clone(),
+                tx.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ));
+            #[cfg(not(feature = "mqtt"))]
+            return Err(StartError::ProtocolDisabled(d.name.clone()));
         }
     }
     drop(tx);

@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
                 "{}: valid ({} devices, {} points)",
                 config.display(),
                 cfg.devices.len(),
-                cfg.devices.iter().map(|d| d.points.len()).sum::<usize>()
+                cfg.devices.iter().map(|d| d.point_count()).sum::<usize>()
             );
         }
         Cmd::Run { config } => {

@@ -5,8 +5,11 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeviceLabels {
@@ -43,8 +46,15 @@ pub struct EdgeMetrics {
     pub device_polls: Family<DeviceResultLabels, Counter>,
     pub device_connected: Family<DeviceLabels, Gauge>,
     pub device_last_success_ms: Family<DeviceLabels, Gauge>,
+    /// Oldest sample's age when the cloud acknowledged a live batch.
+    pub live_latency_seconds: Histogram,
+    recent_live_latency_ms: Arc<Mutex<VecDeque<i64>>>,
     registry: std::sync::Arc<Registry>,
 }
+
+/// Live-latency values kept for `live_latency_percentile` (about an hour of
+/// batches at the default flush interval).
+const RECENT_LATENCIES: usize = 8192;
 
 impl std::fmt::Debug for EdgeMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,6 +84,8 @@ impl Default for EdgeMetrics {
             device_polls: Family::default(),
             device_connected: Family::default(),
             device_last_success_ms: Family::default(),
+            live_latency_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            recent_live_latency_ms: Arc::new(Mutex::new(VecDeque::new())),
             registry: std::sync::Arc::new(Registry::default()),
         };
         r.register(
@@ -180,6 +192,37 @@ impl EdgeMetrics {
             batches_quarantined: self.batches_quarantined.get(),
             chunks_corrupt: self.chunks_corrupt.get(),
         }
+    }
+
+    /// Records a live batch's delivery latency (ack time − oldest sample).
+    pub fn live_delivered(&self, latency_ms: i64) {
+        self.live_latency_seconds
+            .observe(latency_ms.max(0) as f64 / 1000.0);
+        let mut q = self
+            .recent_live_latency_ms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if q.len() == RECENT_LATENCIES {
+            q.pop_front();
+        }
+        q.push_back(latency_ms);
+    }
+
+    /// The `p`-th percentile (0–100) of recent live latencies, in ms.
+    pub fn live_latency_percentile(&self, p: f64) -> Option<i64> {
+        let mut v: Vec<i64> = self
+            .recent_live_latency_ms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let idx = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+        v.get(idx.min(v.len() - 1)).copied()
     }
 
     pub fn device_poll(&self, device: &str, result: &str) {

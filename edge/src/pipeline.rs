@@ -60,6 +60,21 @@ pub async fn run_batcher(
             }
         }
         if closed {
+            // The last seal may itself have pushed old batches over the cap:
+            // seal their drop reports too, so they leave with the drain rather
+            // than wait on disk for the next start.
+            for _ in 0..16 {
+                if !buffer.has_pending_drops() {
+                    break;
+                }
+                match buffer.append(Vec::new(), crate::drivers::now_ms()).await {
+                    Ok(_) => sealed.notify_one(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot seal the last drop reports");
+                        break;
+                    }
+                }
+            }
             if count > 0 {
                 tracing::error!(
                     samples = count,
@@ -76,11 +91,12 @@ fn to_series(cfg: &EdgeConfig, pending: &BTreeMap<(usize, usize), Vec<Sample>>) 
         .iter()
         .filter_map(|((d, p), samples)| {
             let dev = cfg.devices.get(*d)?;
-            let pt = dev.points.get(*p)?;
+            // Modbus and MQTT devices keep their points in different tables.
+            let (point, unit) = dev.point_name_unit(*p)?;
             Some(Series {
                 device: dev.name.clone(),
-                point: pt.name.clone(),
-                unit: pt.unit.clone(),
+                point: point.to_string(),
+                unit: unit.to_string(),
                 samples: samples.clone(),
             })
         })

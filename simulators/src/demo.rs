@@ -95,6 +95,10 @@ pub fn edge_config(link: &SiteLink) -> EdgeConfig {
                     max_gap: 16,
                     max_registers_per_read: 125,
                 }),
+                modbus_rtu: None,
+                mqtt: None,
+                discover: None,
+                discovered: Default::default(),
                 points: points.clone(),
             })
             .collect(),

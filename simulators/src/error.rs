@@ -30,6 +30,15 @@ pub enum SimError {
     /// `SimClock::set` was called on a clock that follows the system clock.
     #[error("a real-time simulation clock cannot be set")]
     ClockNotSettable,
+    /// A serial port could not be opened.
+    #[error("cannot open serial port {path}: {source}")]
+    Serial {
+        /// The port's path.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: tokio_serial::Error,
+    },
     /// A register read outside the map.
     #[error(transparent)]
     Read(#[from] ReadError),

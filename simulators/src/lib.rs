@@ -14,7 +14,12 @@
 //!   plus the lifetime energy counter, producing register images for a time.
 //! - [`modbus`]: the simulation clock ([`modbus::SimClock`]) and a tokio-modbus
 //!   TCP server serving a fleet of simulated inverters, one port each
-//!   ([`modbus::start_fleet`]).
+//!   ([`modbus::start_fleet`]), with run-time fault injection
+//!   ([`modbus::fault`]: slow, drop, exception, garbage, gone) and one
+//!   inverter on a serial line ([`modbus::rtu`], Modbus RTU).
+//! - [`mqtt`]: a weather station publishing JSON over MQTT
+//!   ([`mqtt::start_station`], [`mqtt::WeatherModel`]), with fault injection
+//!   (garbage payloads, pauses, broker disconnects).
 //! - [`demo`]: the edge configuration for a simulated fleet, used by
 //!   `dcmms-demo` and the end-to-end tests.
 //! - [`error`]: the library's error type ([`SimError`]).
@@ -27,6 +32,7 @@ pub mod demo;
 pub mod device;
 pub mod error;
 pub mod modbus;
+pub mod mqtt;
 pub mod solar;
 pub mod sunspec;
 

@@ -76,7 +76,9 @@ impl Default for Limits {
             max_bytes: 2 << 30,
             max_age_ms: 7 * 24 * 3_600_000,
             compact_after_ms: 30_000,
-            compact_max_samples: 200_000,
+            // Large enough to compress well (hundreds of samples per point),
+            // small enough that one backlog request never holds live data up long.
+            compact_max_samples: 50_000,
         }
     }
 }
@@ -145,11 +147,7 @@ impl Buffer {
         gateway_id: &str,
         metrics: EdgeMetrics,
     ) -> Result<Buffer, BufferError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_capacity)
-            .mode(sled::Mode::LowSpace)
-            .open()?;
+        let db = open_sled(path, cache_capacity)?;
         let tree = db.open_tree("buffer")?;
         let (mut batches, mut bytes, mut last_seq) = (0u64, 0u64, None);
         for item in tree.scan_prefix([BATCH]) {
@@ -589,6 +587,30 @@ impl Buffer {
         self.tree.insert(key(BATCH, sequence), bad)?;
         self.db.flush()?;
         Ok(true)
+    }
+}
+
+/// Opens sled, waiting up to 5 s for its file lock: a previous instance of
+/// the agent (a pod being replaced, or a handle in the same process whose
+/// background flusher is finishing) may still hold it.
+fn open_sled(path: &Path, cache_capacity: u64) -> Result<sled::Db, BufferError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity)
+            .mode(sled::Mode::LowSpace)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::Other
+                    && e.to_string().contains("lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
     }
 }
 

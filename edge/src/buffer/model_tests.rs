@@ -25,19 +25,8 @@ fn series(start: i64, n: usize) -> Vec<Series> {
     }]
 }
 
-/// Opens the buffer, waiting for a previous handle's background flusher to
-/// release sled's file lock (an in-process reopen; a restart is a new process).
 fn open(dir: &Path, limits: Limits, m: EdgeMetrics) -> Buffer {
-    for _ in 0..200 {
-        match Buffer::open(dir, 1 << 20, limits.clone(), "gw", m.clone()) {
-            Ok(b) => return b,
-            Err(BufferError::Sled(sled::Error::Io(e))) if e.to_string().contains("lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    panic!("sled lock not released");
+    Buffer::open(dir, 1 << 20, limits, "gw", m).unwrap()
 }
 
 fn no_compaction() -> Limits {

@@ -6,6 +6,8 @@
 
 #[cfg(feature = "modbus")]
 pub mod modbus;
+/// Always built: its configuration types are validated by every build.
+pub mod mqtt;
 
 use dcmms_shared::Sample;
 

@@ -115,7 +115,7 @@ pub async fn run_forwarder(
             .post(&url)
             .bearer_auth(&link.credential)
             .header(reqwest::header::CONTENT_TYPE, BATCH_CONTENT_TYPE)
-            .body(batch.frame)
+            .body(batch.frame.clone())
             .send();
         let res = tokio::select! {
             _ = give_up(deadline) => break,
@@ -133,6 +133,19 @@ pub async fn run_forwarder(
                 }
                 metrics.samples_acknowledged.inc_by(batch.samples);
                 metrics.batches_acknowledged.inc();
+                if batch.live {
+                    // Latency of live data: from the oldest sample's poll to the ack.
+                    if let Ok(b) = dcmms_shared::wire::decode(&batch.frame) {
+                        let oldest = b
+                            .series
+                            .iter()
+                            .flat_map(|s| s.samples.iter().map(|x| x.ts_ms))
+                            .min();
+                        if let Some(t) = oldest {
+                            metrics.live_delivered(crate::drivers::now_ms() - t);
+                        }
+                    }
+                }
                 if duplicate {
                     metrics.batches_duplicate.inc();
                 }

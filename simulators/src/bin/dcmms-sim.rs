@@ -1,7 +1,8 @@
 //! `dcmms-sim`: field-device simulators for dCMMS.
 //!
 //! `dcmms-sim modbus` serves a fleet of SunSpec three-phase inverters over
-//! Modbus TCP, one port per inverter, until Ctrl-C.
+//! Modbus TCP, one port per inverter, until Ctrl-C. `dcmms-sim mqtt`
+//! publishes a weather station's readings to an MQTT broker.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -27,10 +28,16 @@ struct Cli {
 enum Command {
     /// Serve simulated SunSpec (model 1 + 103) PV inverters over Modbus TCP.
     Modbus(ModbusArgs),
+    /// Serve one simulated SunSpec inverter over Modbus RTU on a serial line.
+    ModbusRtu(dcmms_simulators::modbus::cli::RtuArgs),
+    /// Publish a simulated weather station's readings as JSON over MQTT.
+    Mqtt(dcmms_simulators::mqtt::cli::MqttArgs),
 }
 
 #[derive(Debug, Args)]
 struct ModbusArgs {
+    #[command(flatten)]
+    faults: dcmms_simulators::modbus::cli::FaultArgs,
     /// Number of inverters.
     #[arg(long, default_value_t = 3)]
     count: usize,
@@ -121,6 +128,9 @@ async fn run_modbus(args: ModbusArgs) -> Result<()> {
     let fleet = start_fleet(cfg, shutdown.clone())
         .await
         .context("starting the inverter fleet")?;
+    args.faults
+        .apply(&fleet, &shutdown)
+        .context("--fault flags")?;
     for (i, addr) in fleet.addrs().iter().enumerate() {
         println!(
             "inverter {i}: SunSpec model 1+103 at 40000, Modbus TCP {addr}, unit id {}, {} kW",
@@ -150,5 +160,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Modbus(args) => run_modbus(args).await,
+        Command::ModbusRtu(args) => Ok(dcmms_simulators::modbus::cli::run_rtu(args).await?),
+        Command::Mqtt(args) => Ok(dcmms_simulators::mqtt::cli::run(args).await?),
     }
 }

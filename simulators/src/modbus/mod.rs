@@ -20,15 +20,29 @@
 //! changed with [`SimClock::set`] / [`SimClock::advance`]. Images are
 //! swapped whole behind a `std::sync::RwLock` (never held across an
 //! `.await`), so a read always sees one consistent image.
+//!
+//! Faults ([`fault`]) are injected per device or for the whole fleet with
+//! [`Fleet::set_fault`] and [`Fleet::go_away_for`], at any time.
+//!
+//! Shutdown closes the listeners *and* every open connection: each
+//! device's server runs inside tokio-modbus `serve_until`, whose connection
+//! tasks are cancelled when the serving future is dropped; the same
+//! mechanism closes connections when a device "goes away".
+//!
+//! [`rtu`] serves one inverter over a serial line (Modbus RTU).
 
+pub mod cli;
 mod clock;
+pub mod fault;
+pub mod rtu;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_modbus::prelude::{ExceptionCode, Request, Response, SlaveRequest};
 use tokio_modbus::server::Service;
 use tokio_modbus::server::tcp::Server;
@@ -36,6 +50,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::clock::SimClock;
+pub use self::fault::{Fault, FaultParseError, FaultPlan};
+use self::fault::{FaultyStream, REPLY_DROP, REPLY_GARBAGE};
 use crate::SimError;
 use crate::device::SimulatedInverter;
 use crate::solar::SiteModel;
@@ -95,6 +111,10 @@ struct Device {
     /// Clock generation the current image was computed for.
     image_generation: AtomicU64,
     clock: SimClock,
+    /// Read requests answered with data, for loss accounting in tests.
+    reads: AtomicU64,
+    /// The injected fault, switchable at run time.
+    faults: watch::Sender<FaultPlan>,
 }
 
 impl Device {
@@ -106,6 +126,8 @@ impl Device {
             image: RwLock::new(Arc::new(image)),
             image_generation: AtomicU64::new(generation),
             clock,
+            reads: AtomicU64::new(0),
+            faults: watch::Sender::new(FaultPlan::default()),
         }
     }
 
@@ -129,11 +151,17 @@ impl Device {
     }
 }
 
-/// The tokio-modbus service of one device.
+/// The tokio-modbus service of one device, one instance per connection.
 #[derive(Debug, Clone)]
 struct InverterService {
     device: Arc<Device>,
     unit_id: u8,
+    /// Shared with the connection's [`FaultyStream`]: how to write the
+    /// next reply.
+    next_reply: Arc<AtomicU8>,
+    /// On a serial line: no reply to other unit ids (it is a shared bus)
+    /// and "no reply" for the faults that close a TCP connection.
+    serial: bool,
 }
 
 impl InverterService {
@@ -141,10 +169,13 @@ impl InverterService {
         if count == 0 || count > MAX_READ_QUANTITY {
             return Err(ExceptionCode::IllegalDataValue);
         }
-        self.device
+        let words = self
+            .device
             .current()
             .read(addr, count)
-            .map_err(|ReadError::OutOfRange { .. }| ExceptionCode::IllegalDataAddress)
+            .map_err(|ReadError::OutOfRange { .. }| ExceptionCode::IllegalDataAddress)?;
+        self.device.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(words)
     }
 
     fn handle(&self, req: SlaveRequest<'static>) -> Result<Response, ExceptionCode> {
@@ -165,12 +196,97 @@ impl InverterService {
 
 impl Service for InverterService {
     type Request = SlaveRequest<'static>;
-    type Response = Response;
+    /// `None` = no reply at all (used on serial lines, which cannot be
+    /// "closed", for `Drop`, `Garbage` and `Gone`).
+    type Response = Option<Response>;
     type Exception = ExceptionCode;
-    type Future = std::future::Ready<Result<Response, ExceptionCode>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<Response>, ExceptionCode>> + Send>,
+    >;
 
     fn call(&self, req: Self::Request) -> Self::Future {
-        std::future::ready(self.handle(req))
+        let plan = *self.device.faults.borrow();
+        let fault = if plan.strikes() {
+            plan.fault
+        } else {
+            Fault::None
+        };
+        let this = self.clone();
+        Box::pin(async move {
+            if this.serial {
+                if req.slave != this.unit_id {
+                    return Ok(None);
+                }
+                if matches!(fault, Fault::Drop | Fault::Garbage | Fault::Gone) {
+                    return Ok(None);
+                }
+            }
+            match fault {
+                Fault::None => this.handle(req).map(Some),
+                Fault::Slow(delay) => {
+                    tokio::time::sleep(delay).await;
+                    this.handle(req).map(Some)
+                }
+                Fault::Exception(code) => Err(code),
+                Fault::Drop | Fault::Gone => {
+                    this.next_reply.store(REPLY_DROP, Ordering::SeqCst);
+                    Ok(Some(dummy_reply(&req)))
+                }
+                Fault::Garbage => {
+                    this.next_reply.store(REPLY_GARBAGE, Ordering::SeqCst);
+                    Ok(Some(dummy_reply(&req)))
+                }
+            }
+        })
+    }
+}
+
+/// A reply of the right shape whose bytes the faulty stream replaces (or
+/// never sends), so garbage has the length of a real reply.
+fn dummy_reply(req: &SlaveRequest<'static>) -> Response {
+    match req.request {
+        Request::ReadInputRegisters(_, n) => {
+            Response::ReadInputRegisters(vec![0; usize::from(n.min(MAX_READ_QUANTITY))])
+        }
+        Request::ReadHoldingRegisters(_, n) => {
+            Response::ReadHoldingRegisters(vec![0; usize::from(n.min(MAX_READ_QUANTITY))])
+        }
+        _ => Response::ReadHoldingRegisters(vec![0]),
+    }
+}
+
+fn targets(devices: &[Arc<Device>], device: Option<usize>) -> Result<&[Arc<Device>], SimError> {
+    match device {
+        None => Ok(devices),
+        Some(i) => devices
+            .get(i..=i)
+            .ok_or_else(|| SimError::InvalidConfig(format!("no device {i} in the fleet"))),
+    }
+}
+
+/// Switches the faults of a fleet's devices; see [`Fleet::set_fault`].
+#[derive(Debug, Clone)]
+pub struct FaultSwitch {
+    devices: Vec<Arc<Device>>,
+}
+
+impl FaultSwitch {
+    /// See [`Fleet::set_fault`].
+    ///
+    /// # Errors
+    /// [`SimError::InvalidConfig`] if there is no such device or the
+    /// probability is not within 0..=1.
+    pub fn set_fault(&self, device: Option<usize>, plan: FaultPlan) -> Result<(), SimError> {
+        if !(0.0..=1.0).contains(&plan.probability) {
+            return Err(SimError::InvalidConfig(format!(
+                "fault probability must be within 0..=1, got {}",
+                plan.probability
+            )));
+        }
+        for d in targets(&self.devices, device)? {
+            d.faults.send_replace(plan);
+        }
+        Ok(())
     }
 }
 
@@ -182,6 +298,7 @@ pub struct Fleet {
     clock: SimClock,
     unit_id: u8,
     tracker: TaskTracker,
+    shutdown: CancellationToken,
 }
 
 impl Fleet {
@@ -209,6 +326,15 @@ impl Fleet {
         self.unit_id
     }
 
+    /// Read requests device `device` has answered with data (0 for no such
+    /// device): the ground truth of how often a poller read it.
+    #[must_use]
+    pub fn reads_served(&self, device: usize) -> u64 {
+        self.devices
+            .get(device)
+            .map_or(0, |d| d.reads.load(Ordering::Relaxed))
+    }
+
     /// The registers device `device` currently serves, `None` if there is
     /// no such device.
     #[must_use]
@@ -232,6 +358,67 @@ impl Fleet {
     #[must_use]
     pub fn clock(&self) -> &SimClock {
         &self.clock
+    }
+
+    fn targets(&self, device: Option<usize>) -> Result<&[Arc<Device>], SimError> {
+        targets(&self.devices, device)
+    }
+
+    /// Injects `plan` into device `device`, or into every device for
+    /// `None`; `FaultPlan::default()` clears it. Takes effect with the next
+    /// request (`Gone`: at once).
+    ///
+    /// # Errors
+    /// [`SimError::InvalidConfig`] if there is no such device or the
+    /// probability is not within 0..=1.
+    pub fn set_fault(&self, device: Option<usize>, plan: FaultPlan) -> Result<(), SimError> {
+        self.fault_switch().set_fault(device, plan)
+    }
+
+    /// A cheap handle that switches this fleet's faults from another task.
+    #[must_use]
+    pub fn fault_switch(&self) -> FaultSwitch {
+        FaultSwitch {
+            devices: self.devices.clone(),
+        }
+    }
+
+    /// The fault plan of device `device`.
+    #[must_use]
+    pub fn fault(&self, device: usize) -> Option<FaultPlan> {
+        self.devices.get(device).map(|d| *d.faults.borrow())
+    }
+
+    /// Takes device `device` (or all) off the network for `duration`: the
+    /// port refuses connections and open ones are closed; afterwards it
+    /// listens again on the same port with no fault (unless the plan was
+    /// changed meanwhile, which wins).
+    ///
+    /// # Errors
+    /// [`SimError::InvalidConfig`] if there is no such device.
+    pub fn go_away_for(&self, device: Option<usize>, duration: Duration) -> Result<(), SimError> {
+        let targets: Vec<Arc<Device>> = self.targets(device)?.to_vec();
+        for d in &targets {
+            d.faults.send_replace(FaultPlan::always(Fault::Gone));
+        }
+        let shutdown = self.shutdown.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = tokio::time::sleep(duration) => {
+                    for d in &targets {
+                        d.faults.send_if_modified(|p| {
+                            let gone = p.fault == Fault::Gone;
+                            if gone {
+                                *p = FaultPlan::default();
+                            }
+                            gone
+                        });
+                    }
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Waits until the shutdown token is cancelled and all server and
@@ -319,30 +506,13 @@ pub async fn start_fleet(cfg: FleetConfig, shutdown: CancellationToken) -> Resul
     let tracker = TaskTracker::new();
 
     for ((listener, device), addr) in listeners.into_iter().zip(&devices).zip(&addrs) {
-        let service = InverterService {
-            device: Arc::clone(device),
-            unit_id: cfg.unit_id,
-        };
-        let token = shutdown.clone();
-        let addr = *addr;
-        tracker.spawn(async move {
-            let server = Server::new(listener);
-            let on_connected = move |stream: TcpStream, peer: SocketAddr| {
-                tracing::debug!(%addr, %peer, "Modbus client connected");
-                let service = service.clone();
-                async move { std::io::Result::Ok(Some((service, stream))) }
-            };
-            let on_process_error = move |err: std::io::Error| {
-                tracing::debug!(%addr, error = %err, "Modbus connection ended with an error");
-            };
-            match server
-                .serve_until(&on_connected, on_process_error, token.cancelled_owned())
-                .await
-            {
-                Ok(_) => tracing::debug!(%addr, "Modbus server stopped"),
-                Err(err) => tracing::error!(%addr, error = %err, "Modbus server failed"),
-            }
-        });
+        tracker.spawn(serve_device(
+            *addr,
+            listener,
+            Arc::clone(device),
+            cfg.unit_id,
+            shutdown.clone(),
+        ));
     }
 
     let ticker_devices = devices.clone();
@@ -373,7 +543,115 @@ pub async fn start_fleet(cfg: FleetConfig, shutdown: CancellationToken) -> Resul
         clock: cfg.clock,
         unit_id: cfg.unit_id,
         tracker,
+        shutdown,
     })
+}
+
+/// Serves one device on `addr` until `shutdown`, going off the network
+/// while its fault plan is [`Fault::Gone`].
+async fn serve_device(
+    addr: SocketAddr,
+    listener: TcpListener,
+    device: Arc<Device>,
+    unit_id: u8,
+    shutdown: CancellationToken,
+) {
+    let mut listener = Some(listener);
+    let mut plans = device.faults.subscribe();
+    loop {
+        if plans.borrow_and_update().fault == Fault::Gone {
+            // Dropping the listener refuses new connections.
+            listener = None;
+            tracing::info!(%addr, "simulated device gone");
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                r = plans.changed() => if r.is_err() { break },
+            }
+            continue;
+        }
+        let l = match listener.take() {
+            Some(l) => l,
+            // Back from "gone": the same port again (tokio sets SO_REUSEADDR).
+            None => match TcpListener::bind(addr).await {
+                Ok(l) => {
+                    tracing::info!(%addr, "simulated device back");
+                    l
+                }
+                Err(err) => {
+                    tracing::warn!(%addr, error = %err, "cannot listen again; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                    continue;
+                }
+            },
+        };
+        // This serving cycle ends at shutdown or when the device goes away;
+        // dropping the server then cancels its connection tasks too.
+        let cycle = shutdown.child_token();
+        let watcher = {
+            let cycle = cycle.clone();
+            let mut plans = device.faults.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = cycle.cancelled() => break,
+                        r = plans.changed() => {
+                            if r.is_err() || plans.borrow_and_update().fault == Fault::Gone {
+                                cycle.cancel();
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        let dev = Arc::clone(&device);
+        let on_connected = move |stream: TcpStream, peer: SocketAddr| {
+            tracing::debug!(%addr, %peer, "Modbus client connected");
+            let next_reply = Arc::new(AtomicU8::new(0));
+            let service = InverterService {
+                device: Arc::clone(&dev),
+                unit_id,
+                next_reply: Arc::clone(&next_reply),
+                serial: false,
+            };
+            let gone = dev.faults.borrow().fault == Fault::Gone;
+            async move {
+                std::io::Result::Ok(if gone {
+                    None
+                } else {
+                    Some((service, FaultyStream::new(stream, next_reply)))
+                })
+            }
+        };
+        let on_process_error = move |err: std::io::Error| {
+            tracing::debug!(%addr, error = %err, "Modbus connection ended with an error");
+        };
+        let result = Server::new(l)
+            .serve_until(
+                &on_connected,
+                on_process_error,
+                cycle.clone().cancelled_owned(),
+            )
+            .await;
+        cycle.cancel();
+        let _ = watcher.await;
+        match result {
+            Ok(_) => tracing::debug!(%addr, "Modbus server cycle ended"),
+            Err(err) => {
+                tracing::error!(%addr, error = %err, "Modbus server failed");
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+    }
 }
 
 #[cfg(test)]
