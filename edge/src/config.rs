@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use crate::drivers::mqtt::config::{MqttConfig, MqttPointConfig};
+pub use crate::drivers::opcua::config::{OpcuaConfig, OpcuaPointConfig};
 
 /// The commented example printed by `dcmms-edge print-config`.
 pub const EXAMPLE: &str = include_str!("../edge.example.toml");
@@ -163,6 +164,10 @@ pub struct DeviceConfig {
     /// `mqtt.points`, not in `points`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<MqttConfig>,
+    /// An OPC UA device: server, subscription settings and its points
+    /// (which live in `opcua.points`, not in `points`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opcua: Option<OpcuaConfig>,
     /// Register points of a Modbus device.
     #[serde(default)]
     pub points: Vec<PointConfig>,
@@ -172,6 +177,12 @@ impl DeviceConfig {
     /// Name and unit of point `index` of this device, whatever its protocol
     /// (the index a driver puts in a [`crate::drivers::Reading`]).
     pub fn point_name_unit(&self, index: usize) -> Option<(&str, &str)> {
+        if let Some(o) = &self.opcua {
+            return o
+                .points()
+                .get(index)
+                .map(|p| (p.name.as_str(), p.unit.as_str()));
+        }
         match &self.mqtt {
             Some(m) => m
                 .points
@@ -187,6 +198,9 @@ impl DeviceConfig {
     /// How many points this device has, whatever its protocol (for a
     /// discovering Modbus device, 0 until discovery succeeded).
     pub fn point_count(&self) -> usize {
+        if let Some(o) = &self.opcua {
+            return o.points().len();
+        }
         self.mqtt
             .as_ref()
             .map_or(self.modbus_points().len(), |m| m.points.len())
@@ -582,6 +596,40 @@ impl EdgeConfig {
                     "a device has exactly one protocol section; this one also has mqtt".into(),
                 ));
             }
+            if let Some(o) = &d.opcua {
+                for (other, present) in [
+                    ("modbus_tcp", d.modbus_tcp.is_some()),
+                    ("modbus_rtu", d.modbus_rtu.is_some()),
+                    ("mqtt", d.mqtt.is_some()),
+                ] {
+                    if present {
+                        return Err(err(
+                            at("opcua"),
+                            format!(
+                                "a device has exactly one protocol section; this one also has {other}"
+                            ),
+                        ));
+                    }
+                }
+                if d.discover.is_some() {
+                    return Err(err(
+                        at("discover"),
+                        format!(
+                            "an OPC UA device discovers with devices[{i}].opcua.discover = \"browse\""
+                        ),
+                    ));
+                }
+                if !d.points.is_empty() {
+                    return Err(err(
+                        at("points"),
+                        format!(
+                            "an OPC UA device lists its points under devices[{i}].opcua.points"
+                        ),
+                    ));
+                }
+                o.validate(&at("opcua")).map_err(|(f, p)| err(f, p))?;
+                continue;
+            }
             if d.discover.is_some() && d.mqtt.is_some() {
                 return Err(err(
                     at("discover"),
@@ -619,7 +667,7 @@ impl EdgeConfig {
             let Some(m) = d.modbus_settings() else {
                 return Err(err(
                     at("modbus_tcp"),
-                    "missing: each device needs exactly one protocol section (modbus_tcp, modbus_rtu or mqtt)"
+                    "missing: each device needs exactly one protocol section (modbus_tcp, modbus_rtu, mqtt or opcua)"
                         .into(),
                 ));
             };

@@ -6,7 +6,7 @@
 //! - [`config`]: the TOML configuration, validated as a whole before start.
 //! - [`drivers`]: the driver interface ([`drivers::Reading`]) and one folder
 //!   per protocol, each behind a cargo feature (`drivers/modbus`,
-//!   `drivers/mqtt`).
+//!   `drivers/mqtt`, `drivers/opcua`).
 //! - [`pipeline`]: the batcher that seals readings into batches within the
 //!   durability window.
 //! - [`buffer`]: the sled-backed store-and-forward buffer.
@@ -46,7 +46,9 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("device {0} uses a protocol this build does not include")]
+    #[error(
+        "device {0} uses a protocol this build does not include (cargo features modbus, mqtt, opcua)"
+    )]
     ProtocolDisabled(String),
 }
 
@@ -121,7 +123,10 @@ pub async fn start(
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let sealed = Arc::new(tokio::sync::Notify::new());
     // `mut` is unused only in a build without any driver feature.
-    #[cfg_attr(not(any(feature = "modbus", feature = "mqtt")), allow(unused_mut))]
+    #[cfg_attr(
+        not(any(feature = "modbus", feature = "mqtt", feature = "opcua")),
+        allow(unused_mut)
+    )]
     let mut drivers = JoinSet::new();
     let n = cfg.devices.len().max(1) as u64;
     for (i, d) in cfg.devices.iter().enumerate() {
@@ -153,6 +158,19 @@ pub async fn start(
                 shutdown.clone(),
             ));
             #[cfg(not(feature = "mqtt"))]
+            return Err(StartError::ProtocolDisabled(d.name.clone()));
+        }
+        if d.opcua.is_some() {
+            // Event-driven (subscriptions): no poll to stagger.
+            #[cfg(feature = "opcua")]
+            drivers.spawn(drivers::opcua::run_device(
+                i,
+                d.clone(),
+                tx.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ));
+            #[cfg(not(feature = "opcua"))]
             return Err(StartError::ProtocolDisabled(d.name.clone()));
         }
     }

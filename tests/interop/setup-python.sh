@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Creates or updates the Python venv of the interop tests (pymodbus for the
-# Modbus interop tests, paho-mqtt for the MQTT ones: every pin is in
-# requirements.txt beside this file) and prints the path of its python on
-# stdout; everything else goes to stderr. Needs python3 with venv + pip and
-# network access to PyPI whenever requirements.txt changed.
+# Modbus interop tests, paho-mqtt for the MQTT ones, asyncua for the OPC UA
+# ones: every pin is in requirements.txt beside this file) and prints the
+# path of its python on stdout; everything else goes to stderr. Needs
+# python3 with venv + pip and network access to PyPI whenever
+# requirements.txt changed.
 #
 # Idempotent and safe to run concurrently (several tests call it at once): it
 # takes a lock and installs only when requirements.txt differs from what the

@@ -82,6 +82,7 @@ async fn sunspec_discovery_against_pymodbus_yields_the_known_points_and_scaled_v
         }),
         modbus_rtu: None,
         mqtt: None,
+        opcua: None,
         discover: Some(Discovery::Sunspec),
         discovered: Default::default(),
         points: Vec::new(),

@@ -25,6 +25,9 @@ pub struct Caches {
     points: Mutex<PointMap>,
     /// Postgres: days (Unix ms / 86 400 000) whose `samples` partition exists.
     partitions: Mutex<HashSet<i64>>,
+    /// SQLite has one writer at a time: ingest transactions queue here,
+    /// fairly, instead of spinning on `SQLITE_BUSY` until the busy timeout.
+    pub sqlite_writer: tokio::sync::Mutex<()>,
 }
 
 /// A poisoned cache mutex only means another thread panicked while holding

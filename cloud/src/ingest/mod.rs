@@ -212,6 +212,10 @@ pub async fn store_batch_with(
     if let Db::Postgres(pool) = db {
         partitions::ensure(pool, caches, c.days.iter().copied()).await?;
     }
+    let _writer = match db {
+        Db::Sqlite(_) => Some(caches.sqlite_writer.lock().await),
+        Db::Postgres(_) => None,
+    };
     let res = store_checked(db, caches, batch, &c).await;
     if let (Err(StoreError::Db(_)), Db::Postgres(_)) = (&res, db) {
         // Perhaps retention dropped a cached partition under us: check again next time.

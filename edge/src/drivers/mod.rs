@@ -8,6 +8,8 @@
 pub mod modbus;
 /// Always built: its configuration types are validated by every build.
 pub mod mqtt;
+/// Always built, like `mqtt`: the driver itself is behind feature `opcua`.
+pub mod opcua;
 
 use dcmms_shared::Sample;
 

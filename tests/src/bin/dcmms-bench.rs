@@ -103,6 +103,13 @@ fn peak_rss_kib() -> u64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let site = SiteModel::bhadla(42);
     let mut fleet: Vec<SimulatedInverter> = (0..cli.inverters)
         .map(|i| SimulatedInverter::fleet_member(site.clone(), 42, i, 100_000.0, 1))

@@ -1,0 +1,169 @@
+//! Shared by the OPC UA suites: a cloud on SQLite, an edge configured from
+//! TOML, the cloud's stored samples, and the edge's metrics.
+#![allow(dead_code)]
+
+use dcmms_cloud::{CloudConfig, RunningCloud, gateways, testing};
+use dcmms_edge::EdgeConfig;
+use dcmms_edge::metrics::{DeviceLabels, DeviceResultLabels, EdgeMetrics};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// 2026-06-21 06:30 UTC.
+pub const T0: i64 = 1_782_023_400_000;
+
+pub async fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn polls(m: &EdgeMetrics, device: &str, result: &str) -> u64 {
+    m.device_polls
+        .get_or_create(&DeviceResultLabels {
+            device: device.into(),
+            result: result.into(),
+        })
+        .get()
+}
+
+pub fn connected(m: &EdgeMetrics, device: &str) -> bool {
+    m.device_connected
+        .get_or_create(&DeviceLabels {
+            device: device.into(),
+        })
+        .get()
+        == 1
+}
+
+pub struct Site {
+    _dir: tempfile::TempDir,
+    pub cloud: RunningCloud,
+    stop_cloud: CancellationToken,
+    credential: String,
+    buffer: std::path::PathBuf,
+    pki: std::path::PathBuf,
+}
+
+pub async fn site(gateway: &str) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let stop_cloud = CancellationToken::new();
+    let cloud = dcmms_cloud::start(
+        &CloudConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: testing::sqlite_url(dir.path()),
+            ..CloudConfig::default()
+        },
+        stop_cloud.clone(),
+    )
+    .await
+    .unwrap();
+    let gw = gateways::create(&cloud.db, gateway, gateway).await.unwrap();
+    Site {
+        buffer: dir.path().join("buffer"),
+        pki: dir.path().join("pki"),
+        _dir: dir,
+        cloud,
+        stop_cloud,
+        credential: gw.credential,
+    }
+}
+
+impl Site {
+    /// An edge configuration with one OPC UA device `wtg-01`, given as the
+    /// TOML a user would write (so it goes through the same validation).
+    /// `opcua_toml` is the body of `[devices.opcua]` and what follows.
+    pub fn edge_config(&self, gateway: &str, opcua_toml: &str) -> EdgeConfig {
+        let text = format!(
+            r#"
+gateway_id = "{gateway}"
+[cloud]
+url = "{url}"
+credential = "{cred}"
+backoff_min_ms = 100
+backoff_max_ms = 1000
+[buffer]
+path = "{buffer}"
+flush_interval_ms = 100
+[http]
+listen = "127.0.0.1:0"
+[[devices]]
+name = "wtg-01"
+[devices.opcua]
+pki_dir = "{pki}"
+reconnect_min_ms = 100
+reconnect_max_ms = 1000
+request_timeout_ms = 5000
+{opcua_toml}
+"#,
+            url = self.cloud.url(),
+            cred = self.credential,
+            buffer = self.buffer.display(),
+            pki = self.pki.display(),
+        );
+        EdgeConfig::from_toml(&text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    pub async fn stop(self) {
+        self.stop_cloud.cancel();
+        self.cloud.wait().await.unwrap();
+    }
+
+    /// Stored samples of each point of `device`: point → (unit, samples).
+    pub async fn stored(
+        &self,
+        gateway: &str,
+        device: &str,
+    ) -> HashMap<String, (String, Vec<Value>)> {
+        let client = reqwest::Client::new();
+        let base = self.cloud.url();
+        let get = |url: String| {
+            let client = client.clone();
+            async move {
+                let r = client.get(&url).send().await.unwrap();
+                assert!(r.status().is_success(), "{url}: {}", r.status());
+                r.json::<Value>().await.unwrap()
+            }
+        };
+        let pts = get(format!(
+            "{base}/api/v1/points?gateway_id={gateway}&device={device}&limit=1000"
+        ))
+        .await;
+        let mut out = HashMap::new();
+        for p in pts["items"].as_array().unwrap() {
+            let body = get(format!(
+                "{base}/api/v1/points/{}/samples?from=0&to={}&limit=10000",
+                p["id"],
+                i64::MAX
+            ))
+            .await;
+            out.insert(
+                p["point"].as_str().unwrap().to_string(),
+                (
+                    p["unit"].as_str().unwrap().to_string(),
+                    body["samples"].as_array().unwrap().clone(),
+                ),
+            );
+        }
+        out
+    }
+}
+
+/// (ts_ms, value or None for NaN/null, quality), sorted by time.
+pub fn values(samples: &[Value]) -> Vec<(i64, Option<f64>, String)> {
+    let mut v: Vec<_> = samples
+        .iter()
+        .map(|s| {
+            (
+                s["ts_ms"].as_i64().unwrap(),
+                s["value"].as_f64(),
+                s["quality"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort_by_key(|s| s.0);
+    v
+}
