@@ -97,6 +97,7 @@ pub fn edge_config(link: &SiteLink) -> EdgeConfig {
                 }),
                 modbus_rtu: None,
                 mqtt: None,
+                opcua: None,
                 discover: None,
                 discovered: Default::default(),
                 points: points.clone(),

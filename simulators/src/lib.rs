@@ -20,6 +20,9 @@
 //! - [`mqtt`]: a weather station publishing JSON over MQTT
 //!   ([`mqtt::start_station`], [`mqtt::WeatherModel`]), with fault injection
 //!   (garbage payloads, pauses, broker disconnects).
+//! - [`opcua`]: a wind turbine (seeded gusty wind, power curve, rotor,
+//!   pitch, temperatures, status, [`opcua::TurbineModel`]); served over
+//!   OPC UA with stop/restart fault injection behind feature `opcua`.
 //! - [`demo`]: the edge configuration for a simulated fleet, used by
 //!   `dcmms-demo` and the end-to-end tests.
 //! - [`error`]: the library's error type ([`SimError`]).
@@ -33,6 +36,7 @@ pub mod device;
 pub mod error;
 pub mod modbus;
 pub mod mqtt;
+pub mod opcua;
 pub mod solar;
 pub mod sunspec;
 

@@ -2,7 +2,8 @@
 //!
 //! `dcmms-sim modbus` serves a fleet of SunSpec three-phase inverters over
 //! Modbus TCP, one port per inverter, until Ctrl-C. `dcmms-sim mqtt`
-//! publishes a weather station's readings to an MQTT broker.
+//! publishes a weather station's readings to an MQTT broker. `dcmms-sim
+//! opcua` serves a wind turbine over OPC UA (built with feature `opcua`).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -32,6 +33,16 @@ enum Command {
     ModbusRtu(dcmms_simulators::modbus::cli::RtuArgs),
     /// Publish a simulated weather station's readings as JSON over MQTT.
     Mqtt(dcmms_simulators::mqtt::cli::MqttArgs),
+    /// Serve a simulated wind turbine over OPC UA.
+    #[cfg(feature = "opcua")]
+    Opcua(dcmms_simulators::opcua::cli::OpcuaArgs),
+    /// (Not in this build: rebuild with `--features opcua`.)
+    #[cfg(not(feature = "opcua"))]
+    #[command(disable_help_flag = true)]
+    Opcua {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -162,5 +173,12 @@ async fn main() -> Result<()> {
         Command::Modbus(args) => run_modbus(args).await,
         Command::ModbusRtu(args) => Ok(dcmms_simulators::modbus::cli::run_rtu(args).await?),
         Command::Mqtt(args) => Ok(dcmms_simulators::mqtt::cli::run(args).await?),
+        #[cfg(feature = "opcua")]
+        Command::Opcua(args) => Ok(dcmms_simulators::opcua::cli::run(args).await?),
+        #[cfg(not(feature = "opcua"))]
+        Command::Opcua { .. } => bail!(
+            "this dcmms-sim was built without OPC UA: \
+             cargo run -p dcmms-simulators --features opcua --bin dcmms-sim -- opcua …"
+        ),
     }
 }

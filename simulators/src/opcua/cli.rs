@@ -1,0 +1,90 @@
+//! `dcmms-sim opcua`: the turbine server on the command line.
+
+use super::server::{RunningTurbine, TurbineServerConfig, variable_node_id};
+use super::turbine::{TurbineModel, VARIABLES};
+use crate::SimError;
+use crate::modbus::SimClock;
+use std::net::IpAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Args)]
+pub struct OpcuaArgs {
+    /// TCP port of the OPC UA endpoint (opc.tcp://BIND:PORT/).
+    #[arg(long, default_value_t = 4840)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Seed of the wind.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Rated power in kW.
+    #[arg(long, default_value_t = 3000.0)]
+    pub rated_kw: f64,
+    /// Variable update interval in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub update_ms: u64,
+    /// Fault: every this many seconds, stop the server and start it again
+    /// on the same port (sessions and subscriptions are lost).
+    #[arg(long)]
+    pub restart_every_s: Option<u64>,
+    /// ...staying down this many seconds.
+    #[arg(long, default_value_t = 3)]
+    pub down_for_s: u64,
+}
+
+/// Serves until Ctrl-C.
+pub async fn run(args: OpcuaArgs) -> Result<(), SimError> {
+    if !(args.rated_kw.is_finite() && args.rated_kw > 0.0) {
+        return Err(SimError::InvalidConfig(
+            "--rated-kw must be a positive number".into(),
+        ));
+    }
+    if args.restart_every_s == Some(0) {
+        return Err(SimError::InvalidConfig(
+            "--restart-every-s must be positive".into(),
+        ));
+    }
+    let shutdown = CancellationToken::new();
+    let cfg = TurbineServerConfig {
+        bind: args.bind,
+        port: args.port,
+        model: TurbineModel::new(args.seed, args.rated_kw),
+        clock: SimClock::realtime(),
+        update_interval: Duration::from_millis(args.update_ms),
+    };
+    let mut server = RunningTurbine::start(cfg, &shutdown).await?;
+    println!(
+        "wind turbine ({} kW, seed {}): OPC UA {} (security None, anonymous)",
+        args.rated_kw,
+        args.seed,
+        server.endpoint_url()
+    );
+    for (name, unit) in VARIABLES {
+        println!("  {}  [{unit}]", variable_node_id(server.namespace(), name));
+    }
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let next_fault = async {
+            match args.restart_every_s {
+                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            _ = next_fault => {
+                println!("fault: server down for {} s", args.down_for_s);
+                let cfg = server.stop().await;
+                tokio::time::sleep(Duration::from_secs(args.down_for_s)).await;
+                server = RunningTurbine::start(cfg, &shutdown).await?;
+                println!("fault: server back on {}", server.endpoint_url());
+            }
+        }
+    }
+    shutdown.cancel();
+    server.wait().await;
+    Ok(())
+}
