@@ -443,48 +443,74 @@ impl Buffer {
                 }
             }
         }
-        // Compaction.
+        // Compaction. Plan runs from the entry headers alone (no decoding, no
+        // copies of the values), then decode only the runs that will merge:
+        // a week-long backlog must not be read whole every few seconds.
         let cutoff = now_ms.saturating_sub(self.limits.compact_after_ms);
-        let mut merged_away = 0u64;
-        let mut run: Vec<(sled::IVec, Batch, usize)> = Vec::new();
-        let mut run_samples = 0u64;
-        let entries: Vec<(sled::IVec, sled::IVec)> =
-            self.tree.scan_prefix([BATCH]).collect::<Result<_, _>>()?;
-        for (k, v) in entries {
+        let max = self.limits.compact_max_samples;
+        let mut runs: Vec<Vec<sled::IVec>> = Vec::new();
+        let mut run: Vec<sled::IVec> = Vec::new();
+        let (mut run_samples, mut run_last) = (0u64, 0u64);
+        for item in self.tree.scan_prefix([BATCH]) {
+            let (k, v) = item?;
             let seq = seq_of(&k).unwrap_or(0);
-            let eligible = match Entry::parse(&v) {
-                Some(e)
-                    if e.created_ms < cutoff && !self.tree.contains_key(key(OFFERED, seq))? =>
+            let header = Entry::parse(&v).map(|e| (e.created_ms, e.samples, e.first_sequence));
+            let eligible = match header {
+                Some((created, n, first))
+                    if created < cutoff
+                        && n < max
+                        && !self.tree.contains_key(key(OFFERED, seq))? =>
                 {
-                    wire::decode(e.frame).ok().map(|b| (b, e.samples))
+                    Some((n, first))
                 }
                 _ => None,
             };
-            // Merge only contiguous sequences: a gap is a batch already
-            // delivered (or dropped), whose range the merged one must not cover.
-            let contiguous = run.last().is_none_or(|(_, prev, _)| {
-                eligible
-                    .as_ref()
-                    .is_some_and(|(b, _)| b.first_sequence == prev.sequence + 1)
-            });
             match eligible {
-                Some((b, n))
-                    if contiguous && run_samples + n <= self.limits.compact_max_samples =>
+                // Merge only contiguous sequences: a gap is a batch already
+                // delivered (or dropped), whose range the merged one must not cover.
+                Some((n, first))
+                    if !run.is_empty() && first == run_last + 1 && run_samples + n <= max =>
                 {
+                    run.push(k);
                     run_samples += n;
-                    run.push((k, b, v.len()));
+                    run_last = seq;
                 }
                 other => {
-                    merged_away += self.merge_run(&mut st, std::mem::take(&mut run)).await?;
+                    if run.len() >= 2 {
+                        runs.push(std::mem::take(&mut run));
+                    }
+                    run.clear();
                     run_samples = 0;
-                    if let Some((b, n)) = other {
+                    if let Some((n, _)) = other {
+                        run.push(k);
                         run_samples = n;
-                        run.push((k, b, v.len()));
+                        run_last = seq;
                     }
                 }
             }
         }
-        merged_away += self.merge_run(&mut st, run).await?;
+        if run.len() >= 2 {
+            runs.push(run);
+        }
+        let mut merged_away = 0u64;
+        for keys in runs {
+            let mut batches = Vec::with_capacity(keys.len());
+            for k in keys {
+                let Some(v) = self.tree.get(&k)? else {
+                    continue;
+                };
+                match Entry::parse(&v).and_then(|e| wire::decode(e.frame).ok()) {
+                    Some(b) => batches.push((k, b, v.len())),
+                    // Unreadable: leave it for `next` to drop and report; merge around it.
+                    None => {
+                        merged_away += self
+                            .merge_run(&mut st, std::mem::take(&mut batches))
+                            .await?;
+                    }
+                }
+            }
+            merged_away += self.merge_run(&mut st, batches).await?;
+        }
         self.publish(&st);
         Ok(merged_away)
     }
