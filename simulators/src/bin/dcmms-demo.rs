@@ -85,7 +85,13 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
-    let shutdown = CancellationToken::new();
+    // Stopped in order at the end: edge (drains into the cloud), then the
+    // simulated devices, then the cloud.
+    let (stop_edge, stop_fleet, stop_cloud) = (
+        CancellationToken::new(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
     // 1. Cloud on SQLite.
@@ -94,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         database_url: format!("sqlite://{}", cli.data_dir.join("cloud.sqlite").display()),
         ..CloudConfig::default()
     };
-    let cloud = dcmms_cloud::start(&cloud_cfg, shutdown.clone())
+    let cloud = dcmms_cloud::start(&cloud_cfg, stop_cloud.clone())
         .await
         .context("cannot start the cloud (is the port taken? try --cloud-port 0)")?;
 
@@ -131,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
             clock: clock.clone(),
             update_interval: Duration::from_millis(500),
         },
-        shutdown.clone(),
+        stop_fleet.clone(),
     )
     .await
     .context("cannot start the simulated inverters (ports taken? try --modbus-port 0)")?;
@@ -152,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
     let edge_toml = cli.data_dir.join("edge.toml");
     std::fs::write(&edge_toml, toml::to_string(&edge_cfg)?)
         .with_context(|| format!("cannot write {}", edge_toml.display()))?;
-    let edge = dcmms_edge::start(edge_cfg, shutdown.clone())
+    let edge = dcmms_edge::start(edge_cfg, stop_edge.clone())
         .await
         .context("cannot start the edge agent (is the port taken? try --edge-port 0)")?;
 
@@ -225,9 +231,11 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!("stopping: sealing and flushing the edge buffer…");
-    shutdown.cancel();
+    stop_edge.cancel();
     edge.wait().await;
+    stop_fleet.cancel();
     fleet.wait().await;
+    stop_cloud.cancel();
     cloud.wait().await?;
     println!("stopped cleanly");
     Ok(())
