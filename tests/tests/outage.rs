@@ -134,7 +134,7 @@ async fn a_day_of_backlog_drains_at_the_cap_behind_live_data_without_loss() {
             break t0.elapsed();
         }
         assert!(
-            t0.elapsed() < Duration::from_secs(240),
+            t0.elapsed() < Duration::from_secs(900),
             "backlog did not drain: {st:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
