@@ -444,7 +444,11 @@ impl EdgeConfig {
         }
         let fig = Figment::from(Serialized::defaults(serde_json::json!({})))
             .merge(Toml::file_exact(file))
-            .merge(Env::prefixed("DCMMS_").split("__"));
+            .merge(
+                Env::prefixed("DCMMS_")
+                    .split("__")
+                    .filter(|k| env_key_is_ours(k.as_str())),
+            );
         Self::from_figment(fig, &name)
     }
 
@@ -795,6 +799,14 @@ fn validate_rtu(r: &ModbusRtuConfig) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
+/// Only `DCMMS_…` variables aimed at this file's sections override it:
+/// others (`DCMMS_TEST_DATABASE_URL`, a cloud's `DCMMS_LISTEN` on the same
+/// host) belong to other programs and must not fail the unknown-field check.
+pub fn env_key_is_ours(key: &str) -> bool {
+    let top = key.split('.').next().unwrap_or_default().to_ascii_lowercase();
+    matches!(top.as_str(), "gateway_id" | "cloud" | "buffer" | "http")
+}
+
 /// Turns figment's key path (`devices`, `0`, `points`, `3`, `address`) into
 /// `devices[0].points[3].address`.
 fn figment_path(path: &[String]) -> String {
@@ -869,6 +881,16 @@ mod tests {
     fn credential_for_another_gateway_is_rejected() {
         let e = broken("credential = \"bhadla-gw-01.", "credential = \"other-gw.");
         assert_eq!(e.field, "cloud.credential");
+    }
+
+    #[test]
+    fn only_environment_keys_for_our_sections_apply() {
+        assert!(env_key_is_ours("cloud.credential"));
+        assert!(env_key_is_ours("BUFFER.path"));
+        assert!(env_key_is_ours("gateway_id"));
+        assert!(!env_key_is_ours("test_database_url"));
+        assert!(!env_key_is_ours("listen"));
+        assert!(!env_key_is_ours("config"));
     }
 
     #[test]

@@ -17,13 +17,14 @@ const DEVICES: usize = 3;
 const POLL_MS: u64 = 100;
 const FLUSH_MS: u64 = 200;
 
-fn spawn_edge(config: &std::path::Path) -> Child {
+fn spawn_edge(config: &std::path::Path, log: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_dcmms-edge"))
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
 }
@@ -74,10 +75,11 @@ async fn sigkill_loses_only_the_window_before_each_kill_and_nothing_twice() {
     });
     cfg.cloud.shutdown_grace_ms = 20_000;
     let config = dir.path().join("edge.toml");
+    let log = dir.path().join("edge.log");
     std::fs::write(&config, toml::to_string(&cfg).unwrap()).unwrap();
 
     for i in 0..KILLS {
-        let mut child = spawn_edge(&config);
+        let mut child = spawn_edge(&config, &log);
         tokio::time::sleep(Duration::from_millis(300 + jitter(i))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -85,12 +87,16 @@ async fn sigkill_loses_only_the_window_before_each_kill_and_nothing_twice() {
     // Stop the devices answering so the final, clean run only drains.
     let reads: Vec<u64> = (0..DEVICES).map(|d| fleet.reads_served(d)).collect();
     stop_sim.cancel();
-    let mut child = spawn_edge(&config);
+    let mut child = spawn_edge(&config, &log);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = child.wait().unwrap();
-    assert!(status.success(), "clean shutdown failed: {status:?}");
+    assert!(
+        status.success(),
+        "clean shutdown failed: {status:?}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 
     // Per device: polls stored (distinct timestamps), duplicates, losses.
     // Only `good` samples come from served reads: the final run, with the
