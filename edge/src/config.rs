@@ -803,7 +803,11 @@ fn validate_rtu(r: &ModbusRtuConfig) -> Result<(), (&'static str, String)> {
 /// others (`DCMMS_TEST_DATABASE_URL`, a cloud's `DCMMS_LISTEN` on the same
 /// host) belong to other programs and must not fail the unknown-field check.
 pub fn env_key_is_ours(key: &str) -> bool {
-    let top = key.split('.').next().unwrap_or_default().to_ascii_lowercase();
+    let top = key
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     matches!(top.as_str(), "gateway_id" | "cloud" | "buffer" | "http")
 }
 

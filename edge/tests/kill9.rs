@@ -18,7 +18,11 @@ const POLL_MS: u64 = 100;
 const FLUSH_MS: u64 = 200;
 
 fn spawn_edge(config: &std::path::Path, log: &std::path::Path) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     Command::new(env!("CARGO_BIN_EXE_dcmms-edge"))
         .args(["run", "--config"])
         .arg(config)
