@@ -4,4 +4,9 @@
 //!
 //! # Layout
 //!
-//! This library is empty; everything here is a test or a benchmark binary.
+//! - [`support`]: helpers the suites share (waiting, free ports, the interop
+//!   Python venv).
+//! - `tests/`: the suites; `interop/`: the independent peers (Python);
+//!   `src/bin/dcmms-bench.rs`: the benchmark program.
+
+pub mod support;

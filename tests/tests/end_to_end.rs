@@ -11,9 +11,10 @@ use dcmms_simulators::demo::{SiteLink, edge_config, inverter_name};
 use dcmms_simulators::modbus::{FleetConfig, SimClock, start_fleet};
 use dcmms_simulators::solar::SiteModel;
 use dcmms_simulators::sunspec::{self, RegisterImage};
+use dcmms_tests::support::wait_until;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// 2026-06-21 06:30 UTC = noon at Bhadla: every power point is non-zero.
@@ -21,14 +22,6 @@ const NOON: i64 = 1_782_023_400_000;
 /// Two hours later: every analog value differs from noon's.
 const AFTERNOON: i64 = NOON + 2 * 3_600_000;
 const INVERTERS: usize = 3;
-
-async fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn get_json(client: &reqwest::Client, url: String) -> Value {
     let r = client.get(&url).send().await.unwrap();

@@ -8,25 +8,12 @@ use dcmms_edge::config::{DeviceConfig, Discovery, ModbusTcpConfig};
 use dcmms_edge::drivers::{Reading, modbus};
 use dcmms_edge::metrics::EdgeMetrics;
 use dcmms_shared::Quality;
+use dcmms_tests::support::interop_python;
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-fn interop_python() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/setup-python.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("bash must be installed to run tests/interop/setup-python.sh");
-    assert!(
-        out.status.success(),
-        "tests/interop/setup-python.sh failed (pymodbus is required by this test):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// Kills the server when the test ends, pass or fail.
 struct Server(std::process::Child);
@@ -67,7 +54,7 @@ fn start_server(python: &str) -> (Server, u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sunspec_discovery_against_pymodbus_yields_the_known_points_and_scaled_values() {
-    let python = interop_python();
+    let python = interop_python("pymodbus");
     let (_server, port) = start_server(&python);
     let device = DeviceConfig {
         name: "pymodbus-inv".into(),

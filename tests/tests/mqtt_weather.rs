@@ -26,6 +26,7 @@ use dcmms_simulators::modbus::SimClock;
 use dcmms_simulators::mqtt::weather::FIELDS;
 use dcmms_simulators::mqtt::{Faults, StationConfig, WeatherModel, start_station};
 use dcmms_simulators::solar::SiteModel;
+use dcmms_tests::support::{free_port, interop_python, wait_until};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Write;
@@ -56,14 +57,6 @@ fn require_broker(addr: &str) {
             "no MQTT broker at {addr} ({e}): start one with \
              `mosquitto -d -c /etc/mosquitto/mosquitto.conf` (.ci/run does)"
         );
-    }
-}
-
-async fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -223,21 +216,6 @@ fn point(
     s
 }
 
-/// The interop venv's python, set up by tests/interop/setup-python.sh.
-fn interop_python() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/setup-python.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("bash must be installed to run tests/interop/setup-python.sh");
-    assert!(
-        out.status.success(),
-        "tests/interop/setup-python.sh failed (paho-mqtt is required by this test):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn paho_publish(python: &str, broker: &str, messages: &Value) {
     let (host, port) = broker.rsplit_once(':').unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/paho_weather_publisher.py");
@@ -297,7 +275,7 @@ fn good(ts: i64, v: f64) -> (i64, f64, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn paho_published_values_arrive_with_points_units_and_timestamps() {
     require_broker(SHARED_BROKER);
-    let python = interop_python();
+    let python = interop_python("paho-mqtt");
     let prefix = unique("dcmms-test/paho");
     let gw = "mqtt-paho-gw";
     let site = site(gw).await;
@@ -639,14 +617,6 @@ impl Proxy {
     fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,6 +18,7 @@
 
 mod opcua_support;
 
+use dcmms_tests::support::{free_port, interop_python};
 use opcua_support::{T0, connected, polls, site, values, wait_until};
 use std::collections::BTreeSet;
 use std::io::BufRead;
@@ -27,20 +28,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const DEVICE: &str = "wtg-01";
-
-fn interop_python() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/setup-python.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("bash must be installed to run tests/interop/setup-python.sh");
-    assert!(
-        out.status.success(),
-        "tests/interop/setup-python.sh failed (asyncua is required by this test):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// Kills the server when dropped, pass or fail.
 struct Server(std::process::Child);
@@ -81,14 +68,6 @@ fn start_server(python: &str, port: u16, generation: u32) -> (Server, u16) {
     (server, parts[2].parse().unwrap())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// What the Python server serves in generation `g`: point → (value, quality).
 fn served(g: u32) -> Vec<(&'static str, Option<f64>, &'static str)> {
     let g = f64::from(g);
@@ -106,7 +85,7 @@ fn served(g: u32) -> Vec<(&'static str, Option<f64>, &'static str)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn browse_discovery_values_qualities_and_recovery_against_asyncua() {
-    let python = interop_python();
+    let python = interop_python("asyncua");
     let port = free_port();
     let (mut server, ns) = start_server(&python, port, 0);
     let gw = "opcua-interop-gw";

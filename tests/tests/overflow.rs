@@ -7,28 +7,16 @@
 use dcmms_cloud::{CloudConfig, gateways, testing};
 use dcmms_simulators::demo::{SiteLink, edge_config};
 use dcmms_simulators::modbus::{FleetConfig, start_fleet};
+use dcmms_tests::support::{free_port, wait_until};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-async fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn free_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dropped_ranges_are_reported_exactly_by_the_completeness_endpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let cloud_addr = free_port();
+    let cloud_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let db_url = testing::sqlite_url(dir.path());
     // Register the gateway before the outage, then take the cloud down.
     let credential = {

@@ -5,21 +5,13 @@
 use dcmms_cloud::{CloudConfig, RunningCloud, gateways, testing};
 use dcmms_edge::EdgeConfig;
 use dcmms_edge::metrics::{DeviceLabels, DeviceResultLabels, EdgeMetrics};
+pub use dcmms_tests::support::wait_until;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// 2026-06-21 06:30 UTC.
 pub const T0: i64 = 1_782_023_400_000;
-
-pub async fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 pub fn polls(m: &EdgeMetrics, device: &str, result: &str) -> u64 {
     m.device_polls
