@@ -23,6 +23,10 @@
 //! - [`opcua`]: a wind turbine (seeded gusty wind, power curve, rotor,
 //!   pitch, temperatures, status, [`opcua::TurbineModel`]); served over
 //!   OPC UA with stop/restart fault injection behind feature `opcua`.
+//! - [`proxy`]: a fault-injecting TCP proxy ([`proxy::FaultProxy`]) that
+//!   puts slow replies, cut connections, garbage bytes and a device that
+//!   goes away in front of any TCP simulator, switchable at run time;
+//!   `dcmms-sim proxy`, and `dcmms-sim opcua --delay-ms …`.
 //! - [`demo`]: the edge configuration for a simulated fleet, used by
 //!   `dcmms-demo` and the end-to-end tests.
 //! - [`error`]: the library's error type ([`SimError`]).
@@ -37,6 +41,7 @@ pub mod error;
 pub mod modbus;
 pub mod mqtt;
 pub mod opcua;
+pub mod proxy;
 pub mod solar;
 pub mod sunspec;
 

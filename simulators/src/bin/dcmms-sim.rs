@@ -4,6 +4,7 @@
 //! Modbus TCP, one port per inverter, until Ctrl-C. `dcmms-sim mqtt`
 //! publishes a weather station's readings to an MQTT broker. `dcmms-sim
 //! opcua` serves a wind turbine over OPC UA (built with feature `opcua`).
+//! `dcmms-sim proxy` puts link faults in front of any TCP device.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -33,6 +34,9 @@ enum Command {
     ModbusRtu(dcmms_simulators::modbus::cli::RtuArgs),
     /// Publish a simulated weather station's readings as JSON over MQTT.
     Mqtt(dcmms_simulators::mqtt::cli::MqttArgs),
+    /// Forward TCP to a device, injecting link faults (slow replies, cut
+    /// connections, garbage bytes, a device that goes away and returns).
+    Proxy(dcmms_simulators::proxy::cli::ProxyArgs),
     /// Serve a simulated wind turbine over OPC UA.
     #[cfg(feature = "opcua")]
     Opcua(dcmms_simulators::opcua::cli::OpcuaArgs),
@@ -173,6 +177,7 @@ async fn main() -> Result<()> {
         Command::Modbus(args) => run_modbus(args).await,
         Command::ModbusRtu(args) => Ok(dcmms_simulators::modbus::cli::run_rtu(args).await?),
         Command::Mqtt(args) => Ok(dcmms_simulators::mqtt::cli::run(args).await?),
+        Command::Proxy(args) => Ok(dcmms_simulators::proxy::cli::run(args).await?),
         #[cfg(feature = "opcua")]
         Command::Opcua(args) => Ok(dcmms_simulators::opcua::cli::run(args).await?),
         #[cfg(not(feature = "opcua"))]
