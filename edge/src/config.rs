@@ -8,13 +8,14 @@
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use crate::drivers::mqtt::config::{MqttConfig, MqttPointConfig};
 pub use crate::drivers::opcua::config::{OpcuaConfig, OpcuaPointConfig};
+pub use crate::pipeline::exception::{ReportConfig, ReportOverride};
 
 /// The commented example printed by `dcmms-edge print-config`.
 pub const EXAMPLE: &str = include_str!("../edge.example.toml");
@@ -171,6 +172,26 @@ pub struct DeviceConfig {
     /// Register points of a Modbus device.
     #[serde(default)]
     pub points: Vec<PointConfig>,
+    /// Report-by-exception (deadbands, maximum silence) for this device's
+    /// points, any protocol; without it every sample is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportConfig>,
+    /// Points polled at their own interval instead of `poll_interval_ms`
+    /// (polled protocols only: Modbus).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poll_groups: Vec<PollGroupConfig>,
+}
+
+/// Points of a polled device that share their own poll interval, named so
+/// that discovered points can be grouped too.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PollGroupConfig {
+    pub name: String,
+    pub interval_ms: u64,
+    /// Point names; a point is in at most one group, and points in no group
+    /// poll at the device's `poll_interval_ms`.
+    pub points: Vec<String>,
 }
 
 impl DeviceConfig {
@@ -594,6 +615,7 @@ impl EdgeConfig {
                     "must be between 10 and 86400000".into(),
                 ));
             }
+            validate_report_and_groups(d).map_err(|(f, p)| err(at(&f), p))?;
             if d.modbus_rtu.is_some() && d.mqtt.is_some() {
                 return Err(err(
                     at("modbus_rtu"),
@@ -779,6 +801,67 @@ impl EdgeConfig {
 }
 
 /// Checks a serial section; the error names the field inside it.
+/// The device's `report` and `poll_groups` sections. Point names are checked
+/// only where the configuration lists the points (not for discovery).
+fn validate_report_and_groups(d: &DeviceConfig) -> Result<(), (String, String)> {
+    let names: Option<Vec<&str>> = d.discover.is_none().then(|| {
+        (0..d.point_count())
+            .filter_map(|i| d.point_name_unit(i).map(|(n, _)| n))
+            .collect()
+    });
+    if let Some(r) = &d.report {
+        r.validate(names.as_deref())
+            .map_err(|(f, p)| (format!("report.{f}"), p))?;
+    }
+    if d.poll_groups.is_empty() {
+        return Ok(());
+    }
+    if d.modbus_tcp.is_none() && d.modbus_rtu.is_none() {
+        return Err((
+            "poll_groups".into(),
+            "poll groups are for polled devices (modbus_tcp, modbus_rtu); this one reports by itself"
+                .into(),
+        ));
+    }
+    let mut groups = HashSet::new();
+    let mut grouped: HashMap<&str, &str> = HashMap::new();
+    for (g, group) in d.poll_groups.iter().enumerate() {
+        let at = |f: &str| format!("poll_groups[{g}].{f}");
+        if !valid_name(&group.name) {
+            return Err((at("name"), name_rule(&group.name)));
+        }
+        if !groups.insert(group.name.as_str()) {
+            return Err((
+                at("name"),
+                format!("{:?} is used by another group", group.name),
+            ));
+        }
+        if !(10..=86_400_000).contains(&group.interval_ms) {
+            return Err((at("interval_ms"), "must be between 10 and 86400000".into()));
+        }
+        if group.points.is_empty() {
+            return Err((at("points"), "must name at least one point".into()));
+        }
+        for (k, p) in group.points.iter().enumerate() {
+            if let Some(names) = &names
+                && !names.contains(&p.as_str())
+            {
+                return Err((
+                    at(&format!("points[{k}]")),
+                    format!("{p:?} is not a point of this device"),
+                ));
+            }
+            if let Some(other) = grouped.insert(p.as_str(), group.name.as_str()) {
+                return Err((
+                    at(&format!("points[{k}]")),
+                    format!("{p:?} is already in poll group {other:?}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn validate_rtu(r: &ModbusRtuConfig) -> Result<(), (&'static str, String)> {
     if r.path.trim().is_empty() {
         return Err(("path", "must not be empty".into()));
@@ -879,6 +962,31 @@ mod tests {
         let e = broken("host = \"127.0.0.1\"\n", "");
         assert_eq!(e.field, "devices[0].modbus_tcp.host", "{e}");
         assert!(e.problem.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn report_and_poll_group_errors_name_the_field() {
+        let e = broken(
+            "name = \"ac_energy\"\ndeadband",
+            "name = \"ac_enrgy\"\ndeadband",
+        );
+        assert_eq!(e.field, "devices[0].report.points[0].name", "{e}");
+        assert!(e.problem.contains("ac_enrgy"), "{e}");
+        let e = broken("deadband_percent = 0.5", "deadband_percent = 150");
+        assert_eq!(e.field, "devices[0].report.deadband_percent", "{e}");
+        let e = broken("interval_ms = 10000", "interval_ms = 5");
+        assert_eq!(e.field, "devices[0].poll_groups[0].interval_ms", "{e}");
+        let e = broken(
+            "points = [\"cabinet_temperature\", \"operating_state\"]",
+            "points = [\"cabinet_temperature\", \"cabinet_temperature\"]",
+        );
+        assert_eq!(e.field, "devices[0].poll_groups[0].points[1]", "{e}");
+        assert!(e.problem.contains("already in poll group"), "{e}");
+        let e = broken(
+            "points = [\"cabinet_temperature\",",
+            "points = [\"cabinet_temp\",",
+        );
+        assert_eq!(e.field, "devices[0].poll_groups[0].points[0]", "{e}");
     }
 
     #[test]

@@ -180,6 +180,7 @@ pub async fn start(
         rx,
         buffer.clone(),
         sealed.clone(),
+        metrics.clone(),
     ));
     let mut others = JoinSet::new();
     let sealing_done = CancellationToken::new();

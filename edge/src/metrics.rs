@@ -35,6 +35,8 @@ pub struct EdgeMetrics {
     pub samples_forwarded: Counter,
     pub samples_acknowledged: Counter,
     pub samples_dropped: Counter,
+    /// Samples report-by-exception held back (inside the deadband).
+    pub samples_suppressed: Counter,
     pub batches_acknowledged: Counter,
     pub batches_duplicate: Counter,
     pub batches_quarantined: Counter,
@@ -48,6 +50,11 @@ pub struct EdgeMetrics {
     pub device_last_success_ms: Family<DeviceLabels, Gauge>,
     /// Oldest sample's age when the cloud acknowledged a live batch.
     pub live_latency_seconds: Histogram,
+    /// Time from a poll's timestamp to its samples being durable in the
+    /// buffer, per sample (Prometheus view; coarse buckets).
+    pub poll_to_buffer_seconds: Histogram,
+    /// The same, in 1 ms buckets, for exact percentiles in the status.
+    poll_to_buffer_ms: Arc<MsHistogram>,
     recent_live_latency_ms: Arc<Mutex<VecDeque<i64>>>,
     registry: std::sync::Arc<Registry>,
 }
@@ -73,6 +80,7 @@ impl Default for EdgeMetrics {
             samples_forwarded: Counter::default(),
             samples_acknowledged: Counter::default(),
             samples_dropped: Counter::default(),
+            samples_suppressed: Counter::default(),
             batches_acknowledged: Counter::default(),
             batches_duplicate: Counter::default(),
             batches_quarantined: Counter::default(),
@@ -85,6 +93,8 @@ impl Default for EdgeMetrics {
             device_connected: Family::default(),
             device_last_success_ms: Family::default(),
             live_latency_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            poll_to_buffer_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            poll_to_buffer_ms: Arc::new(MsHistogram::default()),
             recent_live_latency_ms: Arc::new(Mutex::new(VecDeque::new())),
             registry: std::sync::Arc::new(Registry::default()),
         };
@@ -112,6 +122,16 @@ impl Default for EdgeMetrics {
             "samples_dropped",
             "Samples dropped because the buffer was full",
             m.samples_dropped.clone(),
+        );
+        r.register(
+            "samples_suppressed",
+            "Samples held back by report-by-exception (inside the deadband)",
+            m.samples_suppressed.clone(),
+        );
+        r.register(
+            "poll_to_buffer_seconds",
+            "Time from a sample's poll to its durable append to the buffer",
+            m.poll_to_buffer_seconds.clone(),
         );
         r.register(
             "batches_acknowledged",
@@ -177,6 +197,10 @@ pub struct Status {
     pub bytes_pending: i64,
     pub batches_quarantined: u64,
     pub chunks_corrupt: u64,
+    pub samples_suppressed: u64,
+    /// Median and 99th percentile of poll-to-buffer latency since start, ms.
+    pub poll_to_buffer_p50_ms: Option<u64>,
+    pub poll_to_buffer_p99_ms: Option<u64>,
 }
 
 impl EdgeMetrics {
@@ -191,7 +215,18 @@ impl EdgeMetrics {
             bytes_pending: self.buffer_pending_bytes.get(),
             batches_quarantined: self.batches_quarantined.get(),
             chunks_corrupt: self.chunks_corrupt.get(),
+            samples_suppressed: self.samples_suppressed.get(),
+            poll_to_buffer_p50_ms: self.poll_to_buffer_ms.percentile(50.0),
+            poll_to_buffer_p99_ms: self.poll_to_buffer_ms.percentile(99.0),
         }
+    }
+
+    /// Records that `samples` samples polled at `polled_ms` became durable
+    /// at `durable_ms`.
+    pub fn polled_to_buffer(&self, polled_ms: i64, durable_ms: i64, samples: u64) {
+        let ms = (durable_ms - polled_ms).max(0) as u64;
+        self.poll_to_buffer_ms.record(ms, samples);
+        self.poll_to_buffer_seconds.observe(ms as f64 / 1000.0);
     }
 
     /// Records a live batch's delivery latency (ack time − oldest sample).
@@ -256,5 +291,77 @@ impl EdgeMetrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         out
+    }
+}
+
+/// Latencies in 1 ms buckets up to [`MsHistogram::MAX_MS`] (everything
+/// slower lands in the last bucket): exact enough for p50/p99 at any rate,
+/// fixed memory, lock-free.
+#[derive(Debug)]
+struct MsHistogram {
+    buckets: Vec<std::sync::atomic::AtomicU64>,
+}
+
+impl MsHistogram {
+    const MAX_MS: usize = 60_000;
+
+    fn record(&self, ms: u64, weight: u64) {
+        let i = (ms as usize).min(Self::MAX_MS);
+        if let Some(b) = self.buckets.get(i) {
+            b.fetch_add(weight, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The smallest latency (ms) at or below which `p` percent of the
+    /// recorded weight lies; `None` before anything was recorded.
+    fn percentile(&self, p: f64) -> Option<u64> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(std::sync::atomic::Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0u64;
+        for (ms, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(ms as u64);
+            }
+        }
+        Some(Self::MAX_MS as u64)
+    }
+}
+
+impl Default for MsHistogram {
+    fn default() -> Self {
+        MsHistogram {
+            buckets: (0..=Self::MAX_MS)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_to_buffer_percentiles_weigh_by_samples() {
+        let m = EdgeMetrics::default();
+        assert_eq!(m.status().poll_to_buffer_p50_ms, None);
+        // 98 samples at 10 ms, 2 at 900 ms: p50 is 10, p99 is 900.
+        m.polled_to_buffer(1_000, 1_010, 98);
+        m.polled_to_buffer(2_000, 2_900, 2);
+        let s = m.status();
+        assert_eq!(s.poll_to_buffer_p50_ms, Some(10));
+        assert_eq!(s.poll_to_buffer_p99_ms, Some(900));
+        // A clock step backwards counts as 0, not as a huge latency.
+        m.polled_to_buffer(5_000, 4_000, 1000);
+        assert_eq!(m.status().poll_to_buffer_p50_ms, Some(0));
     }
 }

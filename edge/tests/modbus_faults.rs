@@ -48,6 +48,8 @@ fn tcp_device(name: &str, addr: SocketAddr, interval_ms: u64, timeout_ms: u64) -
         opcua: None,
         discover: None,
         discovered: Default::default(),
+        report: None,
+        poll_groups: Vec::new(),
         points: demo::inverter_points(),
     }
 }
@@ -479,4 +481,48 @@ async fn modbus_rtu_over_a_pty_pair_reads_served_values_and_survives_silence() {
     sim.wait().await;
     let _ = socat.kill();
     let _ = socat.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_groups_poll_their_points_at_their_own_interval() {
+    let shutdown = CancellationToken::new();
+    let fleet = fleet(1, &shutdown).await;
+    let mut dev = tcp_device("inv", fleet.addrs()[0], INTERVAL_MS, TIMEOUT_MS);
+    let slow = ["cabinet_temperature", "operating_state"];
+    dev.poll_groups = vec![dcmms_edge::config::PollGroupConfig {
+        name: "slow".into(),
+        interval_ms: INTERVAL_MS * 10,
+        points: slow.iter().map(|s| s.to_string()).collect(),
+    }];
+    let slow_idx: Vec<usize> = dev
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| slow.contains(&p.name.as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(slow_idx.len(), 2, "test premise: both points exist");
+    let mut d = spawn(0, dev, &shutdown);
+    let (mut fast_polls, mut slow_polls) = (0, 0);
+    while fast_polls < 60 {
+        let r = d.until("any", |_| true).await;
+        let is_slow = r.samples.iter().all(|(i, _)| slow_idx.contains(i));
+        let has_slow = r.samples.iter().any(|(i, _)| slow_idx.contains(i));
+        // A reading is one group's poll: never a mix.
+        assert_eq!(is_slow, has_slow, "mixed reading {:?}", r.samples);
+        if is_slow {
+            assert_eq!(r.samples.len(), 2);
+            slow_polls += 1;
+        } else {
+            assert_eq!(r.samples.len(), d.device.points.len() - 2);
+            fast_polls += 1;
+        }
+    }
+    // 60 fast polls span ~59 intervals, i.e. ~6 slow intervals.
+    assert!(
+        (3..=9).contains(&slow_polls),
+        "{slow_polls} slow polls against {fast_polls} fast ones (ratio 1:10 configured)"
+    );
+    shutdown.cancel();
+    fleet.wait().await;
 }

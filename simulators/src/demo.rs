@@ -100,6 +100,8 @@ pub fn edge_config(link: &SiteLink) -> EdgeConfig {
                 opcua: None,
                 discover: None,
                 discovered: Default::default(),
+                report: None,
+                poll_groups: Vec::new(),
                 points: points.clone(),
             })
             .collect(),

@@ -72,6 +72,8 @@ async fn sunspec_discovery_against_pymodbus_yields_the_known_points_and_scaled_v
         opcua: None,
         discover: Some(Discovery::Sunspec),
         discovered: Default::default(),
+        report: None,
+        poll_groups: Vec::new(),
         points: Vec::new(),
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Reading>(64);

@@ -13,9 +13,11 @@
 //! docs/specs/drivers.md.
 //!
 //! - [`plan`]: coalesced read requests; [`decode`]: words to values;
+//! - [`groups`]: poll groups, each with its own interval and reads;
 //! - [`sunspec`]: SunSpec model-chain discovery.
 
 pub mod decode;
+pub mod groups;
 pub mod plan;
 pub mod sunspec;
 
@@ -28,7 +30,7 @@ use crate::metrics::EdgeMetrics;
 use dcmms_shared::{Quality, Sample};
 use plan::{ReadRange, Registers};
 use std::time::Duration;
-use tokio::time::{Instant, MissedTickBehavior, timeout};
+use tokio::time::{Instant, timeout};
 use tokio_modbus::client::{Context, Reader};
 use tokio_modbus::{Slave, client::rtu, client::tcp};
 use tokio_util::sync::CancellationToken;
@@ -200,30 +202,43 @@ pub async fn run_device(
             device.discovered.set(points);
         }
         let points: &[PointConfig] = device.modbus_points();
-        let ranges = plan::plan(points, settings.max_gap, settings.max_registers_per_read);
-        tracing::info!(reads = ranges.len(), points = points.len(), "polling");
+        let mut groups = groups::schedule(
+            &device,
+            points,
+            settings,
+            device.poll_interval_ms,
+            Instant::now(),
+        );
+        tracing::info!(
+            reads = groups.iter().map(|g| g.ranges.len()).sum::<usize>(),
+            points = points.len(),
+            groups = groups.len(),
+            "polling"
+        );
         let mut last_good: Vec<Option<f64>> = vec![None; points.len()];
         // While the backoff runs no I/O is attempted, but ticks keep coming.
         let mut retry_at: Option<Instant> = None;
-        let mut tick = tokio::time::interval(Duration::from_millis(device.poll_interval_ms));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
+        while let Some(g) = groups::next_due(&groups) {
+            let due = groups[g].due;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => {}
+                _ = tokio::time::sleep_until(due) => {}
             }
+            let group = &mut groups[g];
+            group.advance(Instant::now());
             let samples = if retry_at.is_some_and(|t| Instant::now() < t) {
-                comms_lost(&last_good, now_ms())
+                comms_lost(&last_good, &group.points, now_ms())
             } else {
                 retry_at = None;
-                match poll_once(&mut ctx, &transport, settings.unit_id, &ranges, per_call, gap).await {
+                match poll_once(&mut ctx, &transport, settings.unit_id, &group.ranges, per_call, gap).await {
                     Ok((regs, exceptions)) => {
                         backoff.reset();
                         let ts = now_ms();
                         // A point whose read got an exception is reported `bad`.
-                        let samples: Vec<_> = points
+                        let samples: Vec<_> = group
+                            .points
                             .iter()
-                            .enumerate()
+                            .filter_map(|&i| Some((i, points.get(i)?)))
                             .map(|(i, p)| {
                                 let s = decode::decode_point(p, &regs, ts).unwrap_or(Sample {
                                     ts_ms: ts,
@@ -251,8 +266,8 @@ pub async fn run_device(
                         metrics.device_gauge(&metrics.device_connected, &device.name, 0);
                         let wait = backoff.next_delay();
                         retry_at = Some(Instant::now() + wait);
-                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "poll failed; reconnecting");
-                        comms_lost(&last_good, now_ms())
+                        tracing::warn!(error = %e, group = %group.name, retry_in_ms = wait.as_millis() as u64, "poll failed; reconnecting");
+                        comms_lost(&last_good, &group.points, now_ms())
                     }
                 }
             };
@@ -270,17 +285,17 @@ pub async fn run_device(
     .await
 }
 
-/// One `comms_lost` sample per point: the last good value, NaN if none.
-pub fn comms_lost(last_good: &[Option<f64>], ts_ms: i64) -> Vec<(usize, Sample)> {
-    last_good
+/// One `comms_lost` sample for each of `points` (indices into the device's
+/// points): the last good value, NaN if none.
+pub fn comms_lost(last_good: &[Option<f64>], points: &[usize], ts_ms: i64) -> Vec<(usize, Sample)> {
+    points
         .iter()
-        .enumerate()
-        .map(|(i, v)| {
+        .map(|&i| {
             (
                 i,
                 Sample {
                     ts_ms,
-                    value: v.unwrap_or(f64::NAN),
+                    value: last_good.get(i).copied().flatten().unwrap_or(f64::NAN),
                     quality: Quality::CommsLost,
                 },
             )
@@ -401,7 +416,7 @@ mod tests {
 
     #[test]
     fn comms_lost_repeats_the_last_good_value_or_nan() {
-        let s = comms_lost(&[Some(4.5), None], 7);
+        let s = comms_lost(&[Some(4.5), None], &[0, 1], 7);
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].0, 0);
         assert_eq!(

@@ -1,12 +1,19 @@
-//! The batcher: gathers drivers' readings and seals them into buffered
-//! batches at least every `flush_interval`, which bounds how long a polled
-//! sample lives only in memory.
+//! The batcher: gathers drivers' readings, drops what report-by-exception
+//! says is not worth sending, and seals the rest into buffered batches at
+//! least every `flush_interval`, which bounds how long a polled sample lives
+//! only in memory.
+//!
+//! - [`exception`]: the per-point report-by-exception filter.
+
+pub mod exception;
 
 use crate::buffer::Buffer;
 use crate::config::EdgeConfig;
 use crate::drivers::Reading;
+use crate::metrics::EdgeMetrics;
 use dcmms_shared::{Sample, Series};
-use std::collections::BTreeMap;
+use exception::ExceptionFilter;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -20,8 +27,14 @@ pub async fn run_batcher(
     mut rx: mpsc::Receiver<Reading>,
     buffer: Arc<Buffer>,
     sealed: Arc<Notify>,
+    metrics: EdgeMetrics,
 ) {
     let mut pending: BTreeMap<(usize, usize), Vec<Sample>> = BTreeMap::new();
+    // Report-by-exception state per (device, point), made on first sight
+    // (a discovering device's point names are known only then).
+    let mut filters: HashMap<(usize, usize), ExceptionFilter> = HashMap::new();
+    // (poll timestamp, samples kept) of every reading in `pending`.
+    let mut polls: Vec<(i64, u64)> = Vec::new();
     let mut count = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.buffer.flush_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -29,10 +42,30 @@ pub async fn run_batcher(
         let closed = tokio::select! {
             r = rx.recv() => match r {
                 Some(r) => {
-                    count += r.samples.len();
+                    let report = cfg.devices.get(r.device).and_then(|d| d.report.as_ref());
+                    let mut kept = 0u64;
+                    let mut polled_at = i64::MAX;
                     for (point, s) in r.samples {
+                        if let Some(report) = report {
+                            let f = filters.entry((r.device, point)).or_insert_with(|| {
+                                let name = cfg.devices.get(r.device)
+                                    .and_then(|d| d.point_name_unit(point))
+                                    .map_or("", |(n, _)| n);
+                                ExceptionFilter::new(report.rule_for(name))
+                            });
+                            if !f.keep(&s) {
+                                metrics.samples_suppressed.inc();
+                                continue;
+                            }
+                        }
+                        polled_at = polled_at.min(s.ts_ms);
+                        kept += 1;
                         pending.entry((r.device, point)).or_default().push(s);
                     }
+                    if kept > 0 {
+                        polls.push((polled_at, kept));
+                    }
+                    count += kept as usize;
                     if count < MAX_SAMPLES_PER_BATCH {
                         continue;
                     }
@@ -49,6 +82,10 @@ pub async fn run_batcher(
             match buffer.append(series, polled_through).await {
                 Ok(seq) => {
                     tracing::debug!(sequence = seq, samples = count, "batch sealed");
+                    let durable = crate::drivers::now_ms();
+                    for (polled, n) in polls.drain(..) {
+                        metrics.polled_to_buffer(polled, durable, n);
+                    }
                     pending.clear();
                     count = 0;
                     sealed.notify_one();
