@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! - [`auth`]: roles and the permission matrix (docs/specs/rbac.md).
 //! - [`config`]: configuration (defaults → TOML file → `DCMMS_…` env → flags).
 //! - [`db`]: the [`db::Db`] enum over the Postgres and SQLite pools, the
 //!   [`on_db!`] macro that runs one query text on either, migrations (from
@@ -20,6 +21,8 @@
 //! - [`completeness`]: `GET /api/v1/gateways/{id}/completeness`: received,
 //!   dropped and in-flight sequences, per-point counts and dropped spans
 //!   (docs/specs/completeness.md).
+//! - [`work_orders`]: the work-order lifecycle
+//!   (docs/specs/work-order-lifecycle.md).
 //! - [`testing`]: helpers for tests against a real database.
 //! - [`http`]: router ([`http::app`]), state, pagination, problem+json
 //!   errors, query parsing, Prometheus metrics, the OpenAPI document.
@@ -27,6 +30,7 @@
 //! [`start`] binds the listener and serves until the shutdown token fires;
 //! `dcmms-cloud serve`, the demo and the tests all go through it.
 
+pub mod auth;
 pub mod completeness;
 pub mod config;
 pub mod db;
@@ -37,6 +41,7 @@ pub mod partitions;
 pub mod retention;
 pub mod telemetry;
 pub mod testing;
+pub mod work_orders;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
