@@ -19,6 +19,10 @@ pub struct MqttArgs {
     /// Publishing interval in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub interval_ms: u64,
+    /// Number of stations. With more than one, station i (from 0) publishes
+    /// to PREFIX-i/weather as client CLIENT_ID-i with seed SEED+i.
+    #[arg(long, default_value_t = 1)]
+    pub count: usize,
     /// Seed of the weather (clouds, temperatures, wind).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -58,48 +62,67 @@ fn broker(s: &str) -> Result<(String, u16), SimError> {
 /// Publishes until Ctrl-C.
 pub async fn run(args: MqttArgs) -> Result<(), SimError> {
     let (host, port) = broker(&args.broker)?;
+    if args.count == 0 {
+        return Err(SimError::InvalidConfig("--count must be at least 1".into()));
+    }
     let secs = |s: Option<u64>| s.map(Duration::from_secs);
-    let cfg = StationConfig {
-        host,
-        port,
-        client_id: args
-            .client_id
-            .unwrap_or_else(|| format!("dcmms-sim-wx-{}", args.seed)),
-        topic_prefix: args.topic_prefix,
-        interval: Duration::from_millis(args.interval_ms),
-        model: WeatherModel::new(
-            SiteModel {
-                latitude_deg: args.latitude,
-                longitude_deg: args.longitude,
-                seed: args.seed,
-                ..SiteModel::default()
-            },
-            args.seed,
-        ),
-        clock: SimClock::realtime(),
-        faults: Faults {
-            garbage_every: args.garbage_every,
-            outage_every: secs(args.outage_every_s),
-            outage_for: Duration::from_secs(args.outage_for_s),
-            disconnect_every: secs(args.disconnect_every_s),
-        },
-    };
+    let client_id = args
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("dcmms-sim-wx-{}", args.seed));
     let shutdown = CancellationToken::new();
-    let station = start_station(cfg, shutdown.clone())?;
-    println!(
-        "weather station: publishing to {} on {} every {} ms (QoS 1)",
-        station.topic, args.broker, args.interval_ms
-    );
+    let mut stations = Vec::with_capacity(args.count);
+    for i in 0..args.count {
+        let (client_id, topic_prefix, seed) = if args.count == 1 {
+            (client_id.clone(), args.topic_prefix.clone(), args.seed)
+        } else {
+            (
+                format!("{client_id}-{i}"),
+                format!("{}-{i}", args.topic_prefix.trim_end_matches('/')),
+                args.seed.wrapping_add(i as u64),
+            )
+        };
+        let cfg = StationConfig {
+            host: host.clone(),
+            port,
+            client_id,
+            topic_prefix,
+            interval: Duration::from_millis(args.interval_ms),
+            model: WeatherModel::new(
+                SiteModel {
+                    latitude_deg: args.latitude,
+                    longitude_deg: args.longitude,
+                    seed,
+                    ..SiteModel::default()
+                },
+                seed,
+            ),
+            clock: SimClock::realtime(),
+            faults: Faults {
+                garbage_every: args.garbage_every,
+                outage_every: secs(args.outage_every_s),
+                outage_for: Duration::from_secs(args.outage_for_s),
+                disconnect_every: secs(args.disconnect_every_s),
+            },
+        };
+        let station = start_station(cfg, shutdown.clone())?;
+        println!(
+            "weather station: publishing to {} on {} every {} ms (QoS 1)",
+            station.topic, args.broker, args.interval_ms
+        );
+        stations.push(station);
+    }
     let _ = tokio::signal::ctrl_c().await;
     shutdown.cancel();
-    let stats = station.stats.clone();
-    station.wait().await;
-    println!(
-        "published {} good and {} garbage messages; {} acknowledged",
-        stats.published.load(Ordering::Relaxed),
-        stats.garbage.load(Ordering::Relaxed),
-        stats.acknowledged.load(Ordering::Relaxed)
-    );
+    let (mut good, mut bad, mut acked) = (0, 0, 0);
+    for station in stations {
+        let stats = station.stats.clone();
+        station.wait().await;
+        good += stats.published.load(Ordering::Relaxed);
+        bad += stats.garbage.load(Ordering::Relaxed);
+        acked += stats.acknowledged.load(Ordering::Relaxed);
+    }
+    println!("published {good} good and {bad} garbage messages; {acked} acknowledged");
     Ok(())
 }
 
