@@ -22,7 +22,8 @@
 //!   (garbage payloads, pauses, broker disconnects).
 //! - [`opcua`]: a wind turbine (seeded gusty wind, power curve, rotor,
 //!   pitch, temperatures, status, [`opcua::TurbineModel`]); served over
-//!   OPC UA with stop/restart fault injection behind feature `opcua`.
+//!   OPC UA with stop/restart fault injection (and the link faults of
+//!   [`proxy`]) behind feature `opcua`.
 //! - [`proxy`]: a fault-injecting TCP proxy ([`proxy::FaultProxy`]) that
 //!   puts slow replies, cut connections, garbage bytes and a device that
 //!   goes away in front of any TCP simulator, switchable at run time;

@@ -8,8 +8,8 @@
 //! - Values, source timestamps and qualities arrive in the cloud as served:
 //!   Good → good, Uncertain → stale, Bad → bad.
 //! - The Python server is killed and started again on the same port with
-//!   new values; the edge subscribes again by itself and the new values
-//!   arrive.
+//!   new values; the edge reports the outage (one comms_lost mark per
+//!   point), subscribes again by itself and the new values arrive.
 //!
 //! Needs python3 + pip and PyPI on first run; fails (never skips)
 //! otherwise. Built with `--features opcua` (dcmms-tests).
@@ -142,7 +142,12 @@ async fn browse_discovery_values_qualities_and_recovery_against_asyncua() {
     })
     .await;
     assert!(polls(&m, DEVICE, "error") >= 1);
-    assert_eq!(m.status().samples_polled, n);
+    // The outage: one comms_lost mark per point, nothing else.
+    wait_until("comms_lost marks", Duration::from_secs(30), || {
+        m.status().samples_polled >= 2 * n
+    })
+    .await;
+    assert_eq!(m.status().samples_polled, 2 * n);
     let (_server, ns_again) = start_server(&python, port, 1);
     assert_eq!(ns_again, ns);
     wait_until("resubscribed", Duration::from_secs(60), || {
@@ -150,21 +155,27 @@ async fn browse_discovery_values_qualities_and_recovery_against_asyncua() {
     })
     .await;
     wait_until("values after the restart", Duration::from_secs(60), || {
-        m.status().samples_polled >= 2 * n
+        m.status().samples_polled >= 3 * n
     })
     .await;
 
     stop_edge.cancel();
     edge.wait().await;
     let st = m.status();
-    assert_eq!(st.samples_polled, 2 * n, "{st:?}");
-    assert_eq!(st.samples_acknowledged, 2 * n, "{st:?}");
+    assert_eq!(st.samples_polled, 3 * n, "{st:?}");
+    assert_eq!(st.samples_acknowledged, 3 * n, "{st:?}");
 
     let stored = site.stored(gw, DEVICE).await;
     assert_eq!(stored.len(), n as usize, "{:?}", stored.keys());
     for ((point, v0, q0), (_, v1, q1)) in served(0).into_iter().zip(served(1)) {
-        let got = values(&stored[point].1);
+        let (lost, got): (Vec<_>, Vec<_>) = values(&stored[point].1)
+            .into_iter()
+            .partition(|(_, _, q)| q == "comms_lost");
         assert_eq!(got.len(), 2, "{point}: {got:?}");
+        // The mark holds the last good value (NaN when there was none).
+        assert_eq!(lost.len(), 1, "{point}: {lost:?}");
+        let held = if q0 == "good" { v0 } else { None };
+        assert_eq!(lost[0].1, held, "{point}");
         // Source timestamps: T0 in generation 0, T0 + 1 s in generation 1.
         assert_eq!((got[0].0, got[1].0), (T0, T0 + 1000), "{point}");
         assert_eq!((got[0].2.as_str(), got[1].2.as_str()), (q0, q1), "{point}");

@@ -8,7 +8,8 @@
 //! - The server is stopped and started again on the same port (a
 //!   controller reboot: sessions and subscriptions gone); the edge notices,
 //!   and the monitored items come back by themselves: new values of every
-//!   changing point arrive after the restart.
+//!   changing point arrive after the restart. The outage is in the cloud
+//!   as one comms_lost mark per point.
 //!
 //! Built with `--features opcua` (dcmms-tests), so default builds need no
 //! OPC UA stack.
@@ -155,8 +156,17 @@ async fn subscribed_values_reach_the_cloud_and_come_back_after_a_server_restart(
         let name = point_name(var);
         let (u, samples) = &stored[&name];
         assert_eq!(u, unit, "{name}");
-        let v = values(samples);
-        total += v.len() as u64;
+        let all = values(samples);
+        total += all.len() as u64;
+        // The restart is one outage: one comms_lost mark per point, holding
+        // a value it had (stamped by the edge's clock, not the simulation's).
+        let (lost, v): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, _, q)| q == "comms_lost");
+        assert_eq!(lost.len(), 1, "{name}: {lost:?}");
+        assert!(
+            v.iter().any(|(_, g, _)| *g == lost[0].1),
+            "{name}: comms_lost holds {:?}, never read",
+            lost[0].1
+        );
         for (ts, value, q) in &v {
             assert_eq!(q, "good", "{name} at {ts}");
             assert_eq!(

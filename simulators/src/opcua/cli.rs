@@ -4,7 +4,10 @@ use super::server::{RunningTurbine, TurbineServerConfig, variable_node_id};
 use super::turbine::{TurbineModel, VARIABLES};
 use crate::SimError;
 use crate::modbus::SimClock;
+use crate::proxy::cli::ProxyFaultArgs;
+use crate::proxy::{FaultProxy, ProxyHandle};
 use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +35,10 @@ pub struct OpcuaArgs {
     /// ...staying down this many seconds.
     #[arg(long, default_value_t = 3)]
     pub down_for_s: u64,
+    /// Link faults: with any of them the server listens on an internal
+    /// port and a fault proxy serves the public one.
+    #[command(flatten)]
+    pub faults: ProxyFaultArgs,
 }
 
 /// Serves until Ctrl-C.
@@ -46,21 +53,50 @@ pub async fn run(args: OpcuaArgs) -> Result<(), SimError> {
             "--restart-every-s must be positive".into(),
         ));
     }
+    let (faults, gone) = args.faults.faults()?;
     let shutdown = CancellationToken::new();
+    let proxied = args.faults.any();
     let cfg = TurbineServerConfig {
         bind: args.bind,
-        port: args.port,
+        // Behind the proxy the server takes any free port; the restart
+        // fault then reuses that one (the proxy's upstream).
+        port: if proxied { 0 } else { args.port },
         model: TurbineModel::new(args.seed, args.rated_kw),
         clock: SimClock::realtime(),
         update_interval: Duration::from_millis(args.update_ms),
+        advertised_port: proxied.then_some(args.port),
     };
     let mut server = RunningTurbine::start(cfg, &shutdown).await?;
+    let proxy: Option<ProxyHandle> = if proxied {
+        let p = FaultProxy::start_with_shutdown(
+            SocketAddr::new(args.bind, args.port),
+            server.addr().to_string(),
+            faults,
+            &shutdown,
+        )
+        .await?;
+        if let Some(s) = gone {
+            tokio::spawn(s.run(p.control(), shutdown.clone()));
+        }
+        Some(p)
+    } else {
+        None
+    };
+    let public = match &proxy {
+        Some(p) => format!("opc.tcp://{}/", p.addr()),
+        None => server.endpoint_url(),
+    };
     println!(
-        "wind turbine ({} kW, seed {}): OPC UA {} (security None, anonymous)",
-        args.rated_kw,
-        args.seed,
-        server.endpoint_url()
+        "wind turbine ({} kW, seed {}): OPC UA {public} (security None, anonymous)",
+        args.rated_kw, args.seed,
     );
+    if proxied {
+        println!(
+            "  link faults: {} (server itself on {})",
+            args.faults.describe(),
+            server.addr()
+        );
+    }
     for (name, unit) in VARIABLES {
         println!("  {}  [{unit}]", variable_node_id(server.namespace(), name));
     }
@@ -86,5 +122,8 @@ pub async fn run(args: OpcuaArgs) -> Result<(), SimError> {
     }
     shutdown.cancel();
     server.wait().await;
+    if let Some(p) = proxy {
+        p.wait().await;
+    }
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! - `server` (feature `opcua`): the async-opcua server exposing the model
 //!   as `ns=<n>;s=Turbine1.<Variable>` below a `Turbine1` folder in
 //!   Objects, with stop/restart on the same port for fault injection.
-//! - `cli` (feature `opcua`): `dcmms-sim opcua`.
+//! - `cli` (feature `opcua`): `dcmms-sim opcua`; with link-fault flags
+//!   (`--delay-ms`, `--drop-every-s`, …) it serves through
+//!   [`crate::proxy`].
 //!
 //! Every variable carries the model's value for its source timestamp, so
 //! a test can recompute what any sample should be:

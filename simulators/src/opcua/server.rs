@@ -30,6 +30,10 @@ pub struct TurbineServerConfig {
     /// How often the variables are recomputed (and subscribers notified of
     /// what changed).
     pub update_interval: Duration,
+    /// The port clients are told to use (GetEndpoints) when they reach the
+    /// server through something else, such as the fault proxy; None = the
+    /// port it listens on.
+    pub advertised_port: Option<u16>,
 }
 
 impl Default for TurbineServerConfig {
@@ -40,6 +44,7 @@ impl Default for TurbineServerConfig {
             model: TurbineModel::default(),
             clock: SimClock::realtime(),
             update_interval: Duration::from_millis(200),
+            advertised_port: None,
         }
     }
 }
@@ -113,7 +118,7 @@ impl RunningTurbine {
             .application_uri("urn:dcmms:sim:turbine-server")
             .product_uri("urn:dcmms:sim")
             .host(addr.ip().to_string())
-            .port(addr.port())
+            .port(cfg.advertised_port.unwrap_or(addr.port()))
             .create_sample_keypair(false)
             .trust_client_certs(true)
             .pki_dir(std::env::temp_dir().join("dcmms-sim-opcua-pki"))

@@ -28,8 +28,9 @@ pub struct ProxyFaultArgs {
     /// ...every this many seconds (must exceed --gone-for-s).
     #[arg(long, requires = "gone_for_s")]
     pub gone_every_s: Option<u64>,
-    /// While gone, accept connections and never answer (a hung device)
-    /// instead of refusing them (a switched-off one).
+    /// While gone, let open connections go silent and accept new ones
+    /// without ever answering (power cut, hung device) instead of resetting
+    /// and refusing them (a switched-off one).
     #[arg(long)]
     pub gone_blackhole: bool,
 }

@@ -24,6 +24,8 @@ const CHUNK: usize = 16 * 1024;
 enum Cut {
     Drop,
     Gone,
+    /// Gone as a hung device: the connection stays open and goes silent.
+    Stall,
     Stop,
 }
 
@@ -69,6 +71,16 @@ pub(super) async fn serve(
             abort(&client);
             abort(&up);
         }
+        Some(Cut::Stall) => {
+            // Power lost without a word: the client only notices by its
+            // own timeouts. When the device is back it knows nothing of
+            // this connection, hence the RST then.
+            tracing::debug!("fault: connection stalled");
+            hold_silent(&mut client, &mut faults, &stop).await;
+            stats.cut.fetch_add(1, Ordering::Relaxed);
+            abort(&client);
+            abort(&up);
+        }
         Some(Cut::Stop) => {}
         // One side closed: the other sees an orderly close.
         None => {}
@@ -83,9 +95,14 @@ fn abort(s: &TcpStream) {
 
 /// Resolves when the proxy must cut the connection.
 async fn cut_signal(faults: &mut watch::Receiver<ProxyFaults>, stop: &CancellationToken) -> Cut {
+    let gone = |f: &ProxyFaults| match f.gone {
+        Some(GoneMode::Refuse) => Some(Cut::Gone),
+        Some(GoneMode::Blackhole) => Some(Cut::Stall),
+        None => None,
+    };
     let first = *faults.borrow_and_update();
-    if first.gone.is_some() {
-        return Cut::Gone;
+    if let Some(cut) = gone(&first) {
+        return cut;
     }
     let mut drop_every = first.drop_every;
     let mut drop_at = drop_every.map(|d| Instant::now() + d);
@@ -97,8 +114,8 @@ async fn cut_signal(faults: &mut watch::Receiver<ProxyFaults>, stop: &Cancellati
                     return Cut::Stop;
                 }
                 let f = *faults.borrow_and_update();
-                if f.gone.is_some() {
-                    return Cut::Gone;
+                if let Some(cut) = gone(&f) {
+                    return cut;
                 }
                 if f.drop_every != drop_every {
                     drop_every = f.drop_every;
@@ -208,21 +225,35 @@ pub(super) async fn blackhole(
     mut faults: watch::Receiver<ProxyFaults>,
     stop: CancellationToken,
 ) {
+    if hold_silent(&mut client, &mut faults, &stop).await {
+        abort(&client);
+    }
+}
+
+/// Swallows what the client sends until the device is no longer a
+/// blackhole. False when the client closed first.
+async fn hold_silent(
+    client: &mut TcpStream,
+    faults: &mut watch::Receiver<ProxyFaults>,
+    stop: &CancellationToken,
+) -> bool {
     let mut sink = vec![0u8; CHUNK];
     loop {
+        if faults.borrow_and_update().gone != Some(GoneMode::Blackhole) {
+            return true;
+        }
         tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = stop.cancelled() => return true,
             r = faults.changed() => {
-                if r.is_err() || faults.borrow_and_update().gone != Some(GoneMode::Blackhole) {
-                    break;
+                if r.is_err() {
+                    return true;
                 }
             }
             n = client.read(&mut sink) => {
                 if matches!(n, Ok(0) | Err(_)) {
-                    return;
+                    return false;
                 }
             }
         }
     }
-    abort(&client);
 }

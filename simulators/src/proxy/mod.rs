@@ -69,9 +69,10 @@ pub enum GoneMode {
     /// controller that is rebooting or switched off).
     #[default]
     Refuse,
-    /// Connections are accepted but nothing ever answers (a hung device,
-    /// or a network path that drops packets after the TCP handshake): the
-    /// client has to time out by itself.
+    /// Open connections go silent and new ones are accepted but never
+    /// answered (power lost or cable pulled: no FIN, no RST): the client
+    /// has to notice by its own timeouts. When the device is back, those
+    /// connections are reset.
     Blackhole,
 }
 

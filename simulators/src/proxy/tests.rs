@@ -190,13 +190,13 @@ async fn gone_refuses_connections_then_the_device_comes_back_on_the_same_port() 
 }
 
 #[tokio::test]
-async fn a_blackholed_device_accepts_and_never_answers_until_it_returns() {
-    let p = proxy(ProxyFaults {
-        gone: Some(GoneMode::Blackhole),
-        ..ProxyFaults::none()
-    })
-    .await;
+async fn a_blackholed_device_goes_silent_and_resets_its_connections_when_it_returns() {
+    let p = proxy(ProxyFaults::none()).await;
+    let mut stalled = TcpStream::connect(p.addr()).await.unwrap();
+    assert_eq!(round_trip(&mut stalled, b"up").await, b"up");
+    p.update_faults(|f| f.gone = Some(GoneMode::Blackhole));
     let mut hung = TcpStream::connect(p.addr()).await.unwrap();
+    stalled.write_all(b"anyone?").await.unwrap();
     hung.write_all(b"hello?").await.unwrap();
     let mut buf = [0u8; 16];
     assert!(
@@ -205,10 +205,17 @@ async fn a_blackholed_device_accepts_and_never_answers_until_it_returns() {
             .is_err(),
         "a hung device answered"
     );
-    assert_eq!(p.counters().accepted, 0);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), stalled.read(&mut buf))
+            .await
+            .is_err(),
+        "a stalled connection answered or closed"
+    );
+    assert_eq!(p.counters().accepted, 1);
     p.clear_faults();
-    // The held connection is not resurrected: the device rebooted.
+    // The held connections are not resurrected: the device rebooted.
     assert!(closed(&mut hung).await);
+    assert!(closed(&mut stalled).await);
     let mut s = TcpStream::connect(p.addr()).await.unwrap();
     assert_eq!(round_trip(&mut s, b"back").await, b"back");
     p.stop().await;

@@ -67,8 +67,24 @@ pub async fn site(gateway: &str) -> Site {
 impl Site {
     /// An edge configuration with one OPC UA device `wtg-01`, given as the
     /// TOML a user would write (so it goes through the same validation).
-    /// `opcua_toml` is the body of `[devices.opcua]` and what follows.
+    /// `opcua_toml` is the body of `[devices.opcua]` and what follows; a
+    /// key it sets replaces the suite's default for that key.
     pub fn edge_config(&self, gateway: &str, opcua_toml: &str) -> EdgeConfig {
+        let defaults: String = [
+            "reconnect_min_ms = 100",
+            "reconnect_max_ms = 1000",
+            "request_timeout_ms = 5000",
+        ]
+        .iter()
+        .filter(|line| {
+            let key = line.split(' ').next().unwrap_or_default();
+            !opcua_toml.lines().any(|l| {
+                l.trim_start().starts_with(&format!("{key} "))
+                    || l.trim_start().starts_with(&format!("{key}="))
+            })
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
         let text = format!(
             r#"
 gateway_id = "{gateway}"
@@ -86,10 +102,7 @@ listen = "127.0.0.1:0"
 name = "wtg-01"
 [devices.opcua]
 pki_dir = "{pki}"
-reconnect_min_ms = 100
-reconnect_max_ms = 1000
-request_timeout_ms = 5000
-{opcua_toml}
+{defaults}{opcua_toml}
 "#,
             url = self.cloud.url(),
             cred = self.credential,

@@ -9,6 +9,7 @@ use crate::config::DeviceConfig;
 use crate::drivers::mqtt::LogThrottle;
 use crate::drivers::{Backoff, Reading, ReadingTx, now_ms};
 use crate::metrics::EdgeMetrics;
+use dcmms_shared::{Quality, Sample};
 use futures::StreamExt;
 use opcua::client::{
     ClientBuilder, DataChangeCallback, IdentityToken, MonitoredItem, Session, SessionConnectMode,
@@ -32,6 +33,15 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// an empty one; the lifetime is three times that (the minimum allowed).
 const MAX_KEEP_ALIVE_COUNT: u32 = 10;
 const LIFETIME_COUNT: u32 = 3 * MAX_KEEP_ALIVE_COUNT;
+/// Failed session keep-alives (reads of the server state) after which the
+/// connection is given up. Without a limit (the library's default) a
+/// server that vanished without closing the TCP connection (power cut,
+/// cable pulled, hung controller) is never noticed: no reconnect, no
+/// comms_lost, until the kernel gives up on the socket many minutes later.
+const MAX_FAILED_KEEP_ALIVES: u64 = 2;
+/// Bounds of the session keep-alive interval (see [`keep_alive_interval`]).
+const KEEP_ALIVE_MIN: Duration = Duration::from_secs(1);
+const KEEP_ALIVE_MAX: Duration = Duration::from_secs(10);
 
 /// Why a subscription could not be set up (retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +65,12 @@ struct Device {
     metrics: EdgeMetrics,
     /// Our subscription in the current session, if any.
     subscription: Option<u32>,
+    /// Last value read with quality good per point (index), held in the
+    /// comms_lost samples of an outage.
+    last_good: Vec<Option<f64>>,
+    /// The current outage has been reported with comms_lost samples; reset
+    /// once a subscription is in place again.
+    outage_reported: bool,
     error_log: LogThrottle,
     value_log: LogThrottle,
 }
@@ -84,6 +100,8 @@ pub async fn run_device(
         tx,
         metrics,
         subscription: None,
+        last_good: Vec::new(),
+        outage_reported: false,
         error_log: LogThrottle::new(Duration::from_secs(10)),
         value_log: LogThrottle::new(Duration::from_secs(60)),
     };
@@ -99,6 +117,14 @@ fn endpoint(cfg: &OpcuaConfig) -> EndpointDescription {
         UserTokenPolicy::anonymous(),
     )
         .into()
+}
+
+/// A hung server is given up after [`MAX_FAILED_KEEP_ALIVES`] keep-alives,
+/// each of which can take a whole request timeout: pinging as often as a
+/// request may take keeps that near two request timeouts, within bounds
+/// that neither flood a slow link nor wait longer than the library would.
+fn keep_alive_interval(cfg: &OpcuaConfig) -> Duration {
+    Duration::from_millis(cfg.request_timeout_ms).clamp(KEEP_ALIVE_MIN, KEEP_ALIVE_MAX)
 }
 
 fn client_builder(cfg: &OpcuaConfig) -> ClientBuilder {
@@ -119,6 +145,8 @@ fn client_builder(cfg: &OpcuaConfig) -> ClientBuilder {
         .session_retry_max(Duration::from_millis(cfg.reconnect_max_ms))
         .session_timeout(u32::try_from(cfg.session_timeout_ms).unwrap_or(u32::MAX))
         .request_timeout(Duration::from_millis(cfg.request_timeout_ms))
+        .keep_alive_interval(keep_alive_interval(cfg))
+        .max_failed_keep_alive_count(MAX_FAILED_KEEP_ALIVES)
         // We create our subscription again ourselves on a new session, so
         // that a failure is seen, counted and retried rather than logged
         // once by the library.
@@ -250,13 +278,13 @@ impl Device {
                                 subscribe_at = Some(tokio::time::Instant::now());
                             }
                             SessionConnectMode::ReactivatedSession(id) => {
-                                tracing::info!(session = %id, "connected; session reactivated");
-                                if self.subscription.is_some() {
-                                    backoff.reset();
-                                    self.connected(true);
-                                } else {
-                                    subscribe_at = Some(tokio::time::Instant::now());
-                                }
+                                // The old subscription may still live, but
+                                // it only reports what changes: points
+                                // marked comms_lost that kept their value
+                                // would stay marked. A new one reports every
+                                // point's current value.
+                                tracing::info!(session = %id, "connected; session reactivated, subscribing again");
+                                subscribe_at = Some(tokio::time::Instant::now());
                             }
                         }
                     }
@@ -264,11 +292,24 @@ impl Device {
                         self.connected(false);
                         self.metrics.device_poll(&self.name, "error");
                         tracing::warn!(status = %code, "connection lost; reconnecting");
+                        // What arrived before the loss goes first, so that
+                        // the mark holds the very last good value.
+                        while let Ok((h, dv)) = data_rx.try_recv() {
+                            if !self.on_change(h, dv).await {
+                                return true;
+                            }
+                        }
+                        if !self.report_outage().await {
+                            return true;
+                        }
                     }
                     Some(Ok(SessionPollResult::ReconnectFailed(code))) => {
                         self.metrics.device_poll(&self.name, "error");
                         if let Some(suppressed) = self.error_log.allow(Instant::now()) {
                             tracing::warn!(status = %code, suppressed, "cannot connect; retrying");
+                        }
+                        if !self.report_outage().await {
+                            return true;
                         }
                     }
                     Some(Ok(_)) => {}
@@ -291,6 +332,7 @@ impl Device {
                         Ok(n) => {
                             subscribe_at = None;
                             backoff.reset();
+                            self.outage_reported = false;
                             self.connected(true);
                             tracing::info!(items = n, "subscribed");
                         }
@@ -406,6 +448,51 @@ impl Device {
         Ok(ok)
     }
 
+    /// Marks every point `comms_lost` once per outage (the first lost
+    /// connection or failed connect since the last subscription), holding
+    /// its last good value (NaN if none). Once, not per interval: there is
+    /// no poll period to repeat on, and the mark stands until the next
+    /// subscription reports each point's current value. Without it a
+    /// report-by-exception stream cannot tell "unchanged" from "unknown".
+    /// Returns false when the pipeline is gone.
+    async fn report_outage(&mut self) -> bool {
+        if self.outage_reported {
+            return true;
+        }
+        self.outage_reported = true;
+        let ts_ms = now_ms();
+        let samples: Vec<_> = (0..self.cfg.points().len())
+            .map(|i| {
+                let value = self.last_good.get(i).copied().flatten();
+                (
+                    i,
+                    Sample {
+                        ts_ms,
+                        value: value.unwrap_or(f64::NAN),
+                        quality: Quality::CommsLost,
+                    },
+                )
+            })
+            .collect();
+        if samples.is_empty() {
+            return true;
+        }
+        let n = samples.len() as u64;
+        if self
+            .tx
+            .send(Reading {
+                device: self.index,
+                samples,
+            })
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        self.metrics.samples_polled.inc_by(n);
+        true
+    }
+
     /// One data change → one sample. Returns false when the pipeline is gone.
     async fn on_change(&mut self, handle: u32, dv: DataValue) -> bool {
         let index = (handle as usize).wrapping_sub(1);
@@ -414,6 +501,14 @@ impl Device {
             return true;
         };
         let (s, problem) = sample(point, &dv, now_ms());
+        if s.quality == Quality::Good {
+            if self.last_good.len() <= index {
+                self.last_good.resize(index + 1, None);
+            }
+            if let Some(slot) = self.last_good.get_mut(index) {
+                *slot = Some(s.value);
+            }
+        }
         match problem {
             Some(p) => {
                 self.metrics.device_poll(&self.name, "bad_value");

@@ -13,14 +13,17 @@
 //! - `driver` (feature `opcua`): the task per device: one session whose
 //!   event loop async-opcua drives (it reconnects forever,
 //!   `session_retry_limit(-1)`), one subscription with one monitored item
-//!   per point, created again by this driver whenever the server hands out
-//!   a new session (a restarted server has forgotten them).
+//!   per point, created again by this driver after every reconnect (a
+//!   restarted server has forgotten them; a reactivated session's would
+//!   not report unchanged values again).
 //!
 //! Choices: security `None` only for now. Sample time is the value's
-//! source timestamp (else the server's, else the time of receipt). On
-//! disconnect no `comms_lost` samples are made up: the device is
-//! event-driven, like MQTT, and its `device_connected` gauge says the link
-//! is down.
+//! source timestamp (else the server's, else the time of receipt). An
+//! outage is marked once with a `comms_lost` sample per point (unlike MQTT:
+//! a subscription reports by exception, so a silent point would otherwise
+//! read as unchanged), and every reconnect subscribes anew so that each
+//! point's current value supersedes its mark. Session keep-alives give up
+//! a server that went silent without closing the connection.
 
 #[cfg(feature = "opcua")]
 mod browse;
