@@ -30,6 +30,8 @@
 //! [`start`] binds the listener and serves until the shutdown token fires;
 //! `dcmms-cloud serve`, the demo and the tests all go through it.
 
+pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod completeness;
 pub mod config;

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use dcmms_cloud::auth::{Role, users};
 use dcmms_cloud::{CloudConfig, Db, gateways};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,8 +41,40 @@ enum Cmd {
         #[command(subcommand)]
         cmd: GatewayCmd,
     },
+    /// Manage users (the first admin is created here).
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
     /// Print a commented example configuration.
     PrintConfig,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// Create a user. The password comes from DCMMS_NEW_PASSWORD, or a
+    /// random one is generated and printed once.
+    Add {
+        username: String,
+        /// admin, operations_manager, supervisor, technician, auditor or installer.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// Re-walk the hash chain; exits 1 naming the first entry at fault.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]
@@ -92,6 +125,66 @@ async fn main() -> anyhow::Result<()> {
             shutdown.cancel();
             cloud.wait().await?;
         }
+        Cmd::User { cmd } => {
+            let cfg = load(&cli)?;
+            let db = Db::connect(&cfg.database_url).await?;
+            let caches = dcmms_cloud::db::Caches::default();
+            match cmd {
+                UserCmd::Add {
+                    username,
+                    role,
+                    display_name,
+                } => {
+                    let role = Role::parse(role).with_context(|| {
+                        format!("--role {role:?}: one of admin, operations_manager, supervisor, technician, auditor, installer")
+                    })?;
+                    let (password, generated) = match std::env::var("DCMMS_NEW_PASSWORD") {
+                        Ok(p) => (p, false),
+                        Err(_) => (random_password(), true),
+                    };
+                    let name = if display_name.is_empty() {
+                        username
+                    } else {
+                        display_name
+                    };
+                    let u =
+                        users::create(&db, &caches, "system:cli", username, name, role, &password)
+                            .await
+                            .with_context(|| format!("cannot create user {username:?}"))?;
+                    println!("user {} ({}) created with id {}", u.username, u.role, u.id);
+                    if generated {
+                        println!("password (shown once): {password}");
+                    }
+                }
+                UserCmd::List => {
+                    for u in users::list(&db, 10_000, 0).await? {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            u.id,
+                            u.username,
+                            u.role,
+                            if u.active { "active" } else { "inactive" }
+                        );
+                    }
+                }
+            }
+            db.close().await;
+        }
+        Cmd::Audit {
+            cmd: AuditCmd::Verify,
+        } => {
+            let cfg = load(&cli)?;
+            let db = Db::connect(&cfg.database_url).await?;
+            let result = dcmms_cloud::audit::verify(&db).await;
+            db.close().await;
+            match result {
+                Ok(n) => println!("audit log intact: {n} entries, every hash links"),
+                Err(e) => {
+                    eprintln!("audit log BROKEN: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Cmd::Gateway { cmd } => {
             let cfg = load(&cli)?;
             let db = Db::connect(&cfg.database_url).await?;
@@ -117,6 +210,16 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// 20 characters from an unambiguous alphabet (about 110 bits).
+fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 async fn wait_for_signal() {

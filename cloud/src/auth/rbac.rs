@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A user's role. A user has exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -52,7 +52,7 @@ impl std::fmt::Display for Role {
 
 /// Something a request may do. Work-order transitions each have their own,
 /// so that the lifecycle's role checks live in this matrix too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// Read sites, assets, work orders, telemetry, reports.

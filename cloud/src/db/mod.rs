@@ -6,8 +6,10 @@
 //! opens a [`Db`] keeps one `Caches` next to it (see `http::AppState`).
 
 mod cache;
+mod tx;
 
 pub use cache::{CachedPoint, Caches};
+pub use tx::{Tx, WriteTx};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

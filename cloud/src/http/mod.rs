@@ -1,11 +1,12 @@
 //! The HTTP surface: router, shared state, pagination, metrics, OpenAPI.
 
+pub mod json;
 pub mod metrics;
 pub mod params;
 pub mod problem;
 
 use crate::db::{Caches, Db};
-use crate::{completeness, gateways, ingest, telemetry};
+use crate::{assets, audit, auth, completeness, gateways, ingest, telemetry, work_orders};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Query, State};
 use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +28,7 @@ pub struct AppState {
     /// The ingest caches of `db` (share them with [`crate::retention`]).
     pub caches: Arc<Caches>,
     pub metrics: Arc<CloudMetrics>,
+    pub login_limiter: Arc<crate::auth::limiter::LoginLimiter>,
 }
 
 impl AppState {
@@ -36,6 +38,7 @@ impl AppState {
             db,
             caches: Arc::default(),
             metrics,
+            login_limiter: Arc::default(),
         }
     }
 }
@@ -47,6 +50,16 @@ pub struct Page<T> {
     /// Pass as `offset` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_offset: Option<i64>,
+}
+
+/// A JSON response with `ETag: "<version>"`, so clients can cache and send
+/// the version back on update.
+pub fn with_etag<T: IntoResponse>(version: i64, body: T) -> Response {
+    let mut resp = body.into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("\"{version}\"")) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
 }
 
 /// Builds a page from `limit + 1` fetched rows.
@@ -61,7 +74,7 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "dCMMS cloud API", description = "Telemetry ingest and read API of the dCMMS cloud service."),
+    info(title = "dCMMS cloud API", description = "Telemetry ingest, the telemetry read API, and the CMMS: users, sites, assets, work orders, audit."),
     paths(
         ingest::handler::ingest,
         telemetry::handlers::list_devices,
@@ -70,12 +83,43 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         list_gateways,
         completeness::get_completeness,
         healthz,
+        auth::handlers::login,
+        auth::handlers::logout,
+        auth::handlers::me,
+        auth::handlers::create_user,
+        auth::handlers::list_users,
+        auth::handlers::create_token,
+        assets::handlers::create_site,
+        assets::handlers::list_sites,
+        assets::handlers::get_site,
+        assets::handlers::update_site,
+        assets::handlers::create_asset,
+        assets::handlers::list_assets,
+        assets::handlers::get_asset,
+        assets::handlers::update_asset,
+        assets::handlers::link_point,
+        assets::handlers::asset_points,
+        work_orders::handlers::create,
+        work_orders::handlers::list,
+        work_orders::handlers::get,
+        work_orders::handlers::edit,
+        work_orders::handlers::transition,
+        work_orders::handlers::history,
+        audit::handlers::list,
+        audit::handlers::verify,
     ),
     components(schemas(Problem, ingest::IngestAck, ingest::IngestStatus, gateways::Gateway,
         telemetry::DeviceInfo, telemetry::PointInfo, telemetry::SampleOut, telemetry::Bucket,
         telemetry::Resolution, telemetry::SamplesPage, completeness::Completeness,
         completeness::SequenceReport, completeness::PointCompleteness,
-        completeness::DroppedSpanOut)),
+        completeness::DroppedSpanOut, auth::users::User, auth::Role, auth::Permission,
+        auth::handlers::LoginRequest, auth::handlers::LoginResponse, auth::handlers::Me,
+        auth::handlers::NewUser, auth::handlers::NewToken, auth::handlers::TokenCreated,
+        assets::Site, assets::SiteFields, assets::SiteKind, assets::Asset, assets::AssetFields,
+        assets::AssetPoint, assets::handlers::PointLink,
+        work_orders::store::WorkOrder, work_orders::store::NewWorkOrder, work_orders::store::WorkOrderEdit,
+        work_orders::store::Kind, work_orders::store::HistoryEntry, work_orders::Reason, work_orders::Action,
+        work_orders::handlers::TransitionRequest, audit::AuditEntry, audit::handlers::Verification)),
     modifiers(&SecurityAddon),
 )]
 #[derive(Debug)]
@@ -87,6 +131,17 @@ impl utoipa::Modify for SecurityAddon {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "user_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "a session token from POST /api/v1/auth/login, or an API token",
+                    ))
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             "gateway_credential",
             SecurityScheme::Http(
@@ -113,6 +168,52 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/v1/devices", get(telemetry::list_devices))
         .route("/api/v1/points", get(telemetry::list_points))
         .route("/api/v1/points/{id}/samples", get(telemetry::get_samples))
+        .route("/api/v1/auth/login", post(auth::handlers::login))
+        .route("/api/v1/auth/logout", post(auth::handlers::logout))
+        .route("/api/v1/auth/me", get(auth::handlers::me))
+        .route("/api/v1/auth/tokens", post(auth::handlers::create_token))
+        .route(
+            "/api/v1/users",
+            get(auth::handlers::list_users).post(auth::handlers::create_user),
+        )
+        .route(
+            "/api/v1/sites",
+            get(assets::handlers::list_sites).post(assets::handlers::create_site),
+        )
+        .route(
+            "/api/v1/sites/{id}",
+            get(assets::handlers::get_site).patch(assets::handlers::update_site),
+        )
+        .route(
+            "/api/v1/assets",
+            get(assets::handlers::list_assets).post(assets::handlers::create_asset),
+        )
+        .route(
+            "/api/v1/assets/{id}",
+            get(assets::handlers::get_asset).patch(assets::handlers::update_asset),
+        )
+        .route(
+            "/api/v1/assets/{id}/points",
+            get(assets::handlers::asset_points).post(assets::handlers::link_point),
+        )
+        .route(
+            "/api/v1/work-orders",
+            get(work_orders::handlers::list).post(work_orders::handlers::create),
+        )
+        .route(
+            "/api/v1/work-orders/{id}",
+            get(work_orders::handlers::get).patch(work_orders::handlers::edit),
+        )
+        .route(
+            "/api/v1/work-orders/{id}/transitions",
+            post(work_orders::handlers::transition),
+        )
+        .route(
+            "/api/v1/work-orders/{id}/history",
+            get(work_orders::handlers::history),
+        )
+        .route("/api/v1/audit", get(audit::handlers::list))
+        .route("/api/v1/audit/verify", get(audit::handlers::verify))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))

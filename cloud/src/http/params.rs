@@ -57,4 +57,89 @@ impl Params {
         }
         Ok((limit, offset))
     }
+
+    /// `sort=field` or `sort=-field` (descending) among `allowed`; returns
+    /// the field as listed in `allowed` (safe to put in SQL) and whether
+    /// descending.
+    pub fn sort(
+        &self,
+        allowed: &[&'static str],
+        default: (&'static str, bool),
+    ) -> Result<(&'static str, bool), AppError> {
+        let Some(v) = self.str("sort") else {
+            return Ok(default);
+        };
+        let (name, desc) = match v.strip_prefix('-') {
+            Some(n) => (n, true),
+            None => (v, false),
+        };
+        allowed
+            .iter()
+            .find(|a| **a == name)
+            .map(|a| (*a, desc))
+            .ok_or_else(|| {
+                AppError::bad_field(
+                    "sort",
+                    format!(
+                        "{v:?}: sort by one of {} (prefix - for descending)",
+                        allowed.join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+/// A value bound to a dynamically built query (filters).
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// `WHERE` clauses with `$n` placeholders and their values, built up from
+/// optional filters; one text serves both databases.
+#[derive(Debug, Default)]
+pub struct Filters {
+    pub clauses: Vec<String>,
+    pub binds: Vec<Bind>,
+}
+
+impl Filters {
+    /// Adds `column = $n` for a present value.
+    pub fn eq(&mut self, column: &str, value: Option<Bind>) {
+        if let Some(v) = value {
+            self.binds.push(v);
+            self.clauses
+                .push(format!("{column} = ${}", self.binds.len()));
+        }
+    }
+
+    /// ` WHERE a = $1 AND b = $2`, or nothing.
+    pub fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// The next placeholder number (for LIMIT/OFFSET after the filters).
+    pub fn next(&self) -> usize {
+        self.binds.len() + 1
+    }
+}
+
+/// Binds `binds` in order onto a query of either database.
+#[macro_export]
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                $crate::http::params::Bind::Int(v) => q.bind(*v),
+                $crate::http::params::Bind::Text(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
 }

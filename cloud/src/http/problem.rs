@@ -50,6 +50,18 @@ pub enum AppError {
     SequenceConflict {
         detail: String,
     },
+    /// The request conflicts with the resource's current state: a stale
+    /// `version`, a transition the lifecycle does not allow, a duplicate.
+    Conflict {
+        kind: &'static str,
+        detail: String,
+        field: Option<String>,
+    },
+    /// Too many attempts (login rate limit).
+    TooManyRequests {
+        detail: String,
+        retry_after_s: i64,
+    },
     /// A failure of ours; the cause is logged, the client gets a generic text.
     Internal(anyhow::Error),
 }
@@ -121,6 +133,27 @@ impl IntoResponse for AppError {
                 detail,
                 Some("body".to_string()),
             ),
+            AppError::Conflict {
+                kind,
+                detail,
+                field,
+            } => (StatusCode::CONFLICT, kind, "Conflict", detail, field),
+            AppError::TooManyRequests {
+                detail,
+                retry_after_s,
+            } => {
+                let mut resp = problem_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-requests",
+                    "Too many requests",
+                    detail,
+                    None,
+                );
+                if let Ok(v) = HeaderValue::from_str(&retry_after_s.max(1).to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return resp;
+            }
             AppError::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");
                 (
@@ -163,4 +196,24 @@ pub fn problem_response(
         );
     }
     resp
+}
+
+impl AppError {
+    /// The client edited an old copy: 409 naming `version`, never a silent
+    /// overwrite (technicians edit offline).
+    pub fn stale(sent: i64, current: i64) -> Self {
+        AppError::Conflict {
+            kind: "stale-version",
+            detail: format!(
+                "version {sent} is stale; the current version is {current}: reload, reapply the change and send version {current}"
+            ),
+            field: Some("version".into()),
+        }
+    }
+
+    pub fn not_found(what: &str, id: i64) -> Self {
+        AppError::NotFound {
+            detail: format!("no {what} with id {id}"),
+        }
+    }
 }

@@ -8,7 +8,7 @@ use crate::auth::{Permission, Role, allows};
 use serde::{Deserialize, Serialize};
 
 /// Why work cannot go ahead (WAITING before work starts, ON_HOLD during it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     Parts,
@@ -31,7 +31,7 @@ impl Reason {
 }
 
 /// A work order's status. WAITING and ON_HOLD carry their reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(
     rename_all = "SCREAMING_SNAKE_CASE",
     tag = "status",
@@ -89,7 +89,7 @@ impl Status {
 }
 
 /// What a user asks to do to a work order's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "action", content = "reason")]
 pub enum Action {
     Approve,
