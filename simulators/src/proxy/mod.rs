@@ -148,7 +148,8 @@ impl ProxyControl {
 pub struct FaultProxy;
 
 /// A running proxy: where it listens, how to change its faults, how to stop
-/// it.
+/// it. Dropping it together with every [`ProxyControl`] also stops the
+/// proxy: a link whose faults nobody can clear any more is of no use.
 #[derive(Debug)]
 pub struct ProxyHandle {
     addr: SocketAddr,
