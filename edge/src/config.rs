@@ -41,6 +41,11 @@ pub struct EdgeConfig {
     pub http: HttpConfig,
     #[serde(default)]
     pub devices: Vec<DeviceConfig>,
+    /// Named point lists that many devices of one model share
+    /// (`template = "…"` on the device), so 400 identical inverters do not
+    /// repeat their register map 400 times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<PointTemplate>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -172,6 +177,10 @@ pub struct DeviceConfig {
     /// Register points of a Modbus device.
     #[serde(default)]
     pub points: Vec<PointConfig>,
+    /// Take `points` from the template of this name (Modbus; `points`
+    /// must then be empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
     /// Report-by-exception (deadbands, maximum silence) for this device's
     /// points, any protocol; without it every sample is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,6 +189,14 @@ pub struct DeviceConfig {
     /// (polled protocols only: Modbus).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub poll_groups: Vec<PollGroupConfig>,
+}
+
+/// A register map shared by the devices of one model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointTemplate {
+    pub name: String,
+    pub points: Vec<PointConfig>,
 }
 
 /// Points of a polled device that share their own poll interval, named so
@@ -496,8 +513,48 @@ impl EdgeConfig {
                 problem: e.kind.to_string(),
             }
         })?;
+        let mut cfg = cfg;
+        cfg.resolve_templates()
+            .map_err(|(field, problem)| ConfigError {
+                file: file.to_string(),
+                field,
+                problem,
+            })?;
         cfg.validate(file)?;
         Ok(cfg)
+    }
+
+    /// Gives each device that names a template the template's points.
+    pub fn resolve_templates(&mut self) -> Result<(), (String, String)> {
+        let mut names = HashSet::new();
+        for (t, tpl) in self.templates.iter().enumerate() {
+            if !valid_name(&tpl.name) {
+                return Err((format!("templates[{t}].name"), name_rule(&tpl.name)));
+            }
+            if !names.insert(tpl.name.as_str()) {
+                return Err((
+                    format!("templates[{t}].name"),
+                    format!("{:?} is used by another template", tpl.name),
+                ));
+            }
+        }
+        for (i, d) in self.devices.iter_mut().enumerate() {
+            let Some(name) = &d.template else { continue };
+            let Some(tpl) = self.templates.iter().find(|t| &t.name == name) else {
+                return Err((
+                    format!("devices[{i}].template"),
+                    format!("no [[templates]] entry is named {name:?}"),
+                ));
+            };
+            if !d.points.is_empty() || d.discover.is_some() {
+                return Err((
+                    format!("devices[{i}].template"),
+                    "a device takes its points from a template, from discovery or from its own points: only one".into(),
+                ));
+            }
+            d.points = tpl.points.clone();
+        }
+        Ok(())
     }
 
     /// Checks what the types alone cannot.
@@ -753,8 +810,16 @@ impl EdgeConfig {
                 return Err(err(at("points"), "at least one point is required".into()));
             }
             let mut pnames = HashSet::new();
+            // A template's point is reported where it is written.
+            let tpl = d
+                .template
+                .as_ref()
+                .and_then(|n| self.templates.iter().position(|t| &t.name == n));
             for (j, p) in d.points.iter().enumerate() {
-                let pat = |f: &str| format!("devices[{i}].points[{j}].{f}");
+                let pat = |f: &str| match tpl {
+                    Some(t) => format!("templates[{t}].points[{j}].{f} (used by devices[{i}])"),
+                    None => format!("devices[{i}].points[{j}].{f}"),
+                };
                 if !valid_name(&p.name) {
                     return Err(err(pat("name"), name_rule(&p.name)));
                 }
@@ -987,6 +1052,67 @@ mod tests {
             "points = [\"cabinet_temp\",",
         );
         assert_eq!(e.field, "devices[0].poll_groups[0].points[0]", "{e}");
+    }
+
+    #[test]
+    fn devices_take_their_points_from_a_named_template() {
+        let head = EXAMPLE.split("[[devices]]").next().unwrap();
+        let text = format!(
+            "{head}
+[[templates]]
+name = \"inv-103\"
+[[templates.points]]
+name = \"ac_power\"
+address = 40083
+type = \"i16\"
+scale_factor_address = 40084
+
+[[devices]]
+name = \"inv-01\"
+template = \"inv-103\"
+[devices.modbus_tcp]
+host = \"127.0.0.1\"
+port = 5020
+
+[[devices]]
+name = \"inv-02\"
+template = \"inv-103\"
+[devices.modbus_tcp]
+host = \"127.0.0.1\"
+port = 5021
+"
+        );
+        let cfg = EdgeConfig::from_toml(&text, "t.toml").unwrap();
+        assert_eq!(cfg.devices.len(), 2);
+        for d in &cfg.devices {
+            assert_eq!(d.points.len(), 1);
+            assert_eq!(d.points[0].scale_factor_address, Some(40084));
+        }
+        let e = EdgeConfig::from_toml(
+            &text.replacen("template = \"inv-103\"", "template = \"inv-104\"", 1),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "devices[0].template", "{e}");
+        let e = EdgeConfig::from_toml(
+            &text.replace(
+                "address = 40083\ntype = \"i16\"",
+                "address = 65535\ntype = \"u32\"",
+            ),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.field, "templates[0].points[0].address (used by devices[0])",
+            "{e}"
+        );
+        let both = text.replacen(
+            "template = \"inv-103\"",
+            "template = \"inv-103\"\ndiscover = \"sunspec\"",
+            1,
+        );
+        let e = EdgeConfig::from_toml(&both, "t.toml").unwrap_err();
+        assert_eq!(e.field, "devices[0].template", "{e}");
     }
 
     #[test]

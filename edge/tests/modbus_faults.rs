@@ -50,6 +50,7 @@ fn tcp_device(name: &str, addr: SocketAddr, interval_ms: u64, timeout_ms: u64) -
         discovered: Default::default(),
         report: None,
         poll_groups: Vec::new(),
+        template: None,
         points: demo::inverter_points(),
     }
 }

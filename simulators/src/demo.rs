@@ -102,9 +102,11 @@ pub fn edge_config(link: &SiteLink) -> EdgeConfig {
                 discovered: Default::default(),
                 report: None,
                 poll_groups: Vec::new(),
+                template: None,
                 points: points.clone(),
             })
             .collect(),
+        templates: Vec::new(),
     }
 }
 

@@ -74,6 +74,7 @@ async fn sunspec_discovery_against_pymodbus_yields_the_known_points_and_scaled_v
         discovered: Default::default(),
         report: None,
         poll_groups: Vec::new(),
+        template: None,
         points: Vec::new(),
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Reading>(64);
