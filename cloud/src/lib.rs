@@ -23,6 +23,7 @@
 //!   (docs/specs/completeness.md).
 //! - [`work_orders`]: the work-order lifecycle
 //!   (docs/specs/work-order-lifecycle.md).
+//! - [`seed`]: the demo's users, site, asset tree and work orders.
 //! - [`testing`]: helpers for tests against a real database.
 //! - [`http`]: router ([`http::app`]), state, pagination, problem+json
 //!   errors, query parsing, Prometheus metrics, the OpenAPI document.
@@ -41,6 +42,7 @@ pub mod http;
 pub mod ingest;
 pub mod partitions;
 pub mod retention;
+pub mod seed;
 pub mod telemetry;
 pub mod testing;
 pub mod work_orders;
@@ -71,6 +73,9 @@ pub struct RunningCloud {
     /// Where it actually listens (useful with port 0).
     pub addr: SocketAddr,
     pub db: Db,
+    /// The caches (and SQLite writer queue) the server uses with `db`;
+    /// in-process writers such as the demo's seeding must share them.
+    pub caches: Arc<db::Caches>,
     pub metrics: Arc<http::metrics::CloudMetrics>,
     task: JoinHandle<std::io::Result<()>>,
     retention: JoinHandle<()>,
@@ -118,7 +123,12 @@ pub async fn start(
     let state = http::AppState::new(db.clone(), metrics.clone());
     let caches = state.caches.clone();
     let router = http::app(state, cfg.max_batch_bytes);
-    let retention = retention::spawn(db.clone(), caches, cfg.retention_days, shutdown.clone());
+    let retention = retention::spawn(
+        db.clone(),
+        caches.clone(),
+        cfg.retention_days,
+        shutdown.clone(),
+    );
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -128,6 +138,7 @@ pub async fn start(
     Ok(RunningCloud {
         addr,
         db,
+        caches,
         metrics,
         task,
         retention,

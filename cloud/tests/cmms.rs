@@ -839,3 +839,60 @@ async fn postgres_every_endpoint_for_every_role() {
     let url = testing::fresh_postgres_database().await.unwrap();
     role_walk(&Ctx::new(&url).await).await;
 }
+
+#[tokio::test]
+async fn demo_seed_builds_a_living_site_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = Ctx::new(&testing::sqlite_url(dir.path())).await;
+    assert!(
+        dcmms_cloud::seed::seed_demo(&ctx.db, &ctx.caches, 3)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !dcmms_cloud::seed::seed_demo(&ctx.db, &ctx.caches, 3)
+            .await
+            .unwrap(),
+        "seeds only once"
+    );
+    let (s, login) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "supervisor", "password": dcmms_cloud::seed::DEMO_PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{login}");
+    let token = login["token"].as_str().unwrap();
+    let (_, inv) = ctx
+        .call(
+            Method::GET,
+            "/api/v1/assets?class=inverter",
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(inv["items"].as_array().unwrap().len(), 3);
+    let (_, strings) = ctx
+        .call(
+            Method::GET,
+            "/api/v1/assets?class=string&limit=1000",
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(strings["items"].as_array().unwrap().len(), 12);
+    let (_, wos) = ctx
+        .call(Method::GET, "/api/v1/work-orders", Some(token), None)
+        .await;
+    let mut statuses: Vec<&str> = wos["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["status"].as_str().unwrap())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["IN_PROGRESS", "REQUESTED", "WAITING"]);
+    assert!(audit::verify(&ctx.db).await.unwrap() > 20);
+}

@@ -123,6 +123,11 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
+    // The CMMS side: users of every role, the site's asset tree, work orders.
+    let seeded = dcmms_cloud::seed::seed_demo(&cloud.db, &cloud.caches, cli.inverters)
+        .await
+        .context("cannot seed the demo's users, site and work orders")?;
+
     // 3. Simulated inverters, on an accelerated clock starting at 07:30 site time.
     let clock = SimClock::accelerated(site_morning_ms(), cli.speed);
     let fleet = start_fleet(
@@ -178,6 +183,20 @@ async fn main() -> anyhow::Result<()> {
         "  cloud API  {}/api/v1/points   (OpenAPI: {}/api/v1/openapi.json)",
         cloud.url(),
         cloud.url()
+    );
+    println!(
+        "  log in     POST {}/api/v1/auth/login {{\"username\": \"supervisor\", \"password\": \"{}\"}}",
+        cloud.url(),
+        dcmms_cloud::seed::DEMO_PASSWORD
+    );
+    println!(
+        "             users: {} (all with that password{})",
+        dcmms_cloud::seed::DEMO_USERS
+            .iter()
+            .map(|(u, _, r)| format!("{u} ({r})"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if seeded { "; just created" } else { "" }
     );
     println!(
         "  cloud      {}/metrics  {}/healthz",

@@ -1,0 +1,295 @@
+//! Demo data: a living solar park for `dcmms-demo`, so a newcomer logs in
+//! and finds users of every role, a site with its asset tree (inverters with
+//! their strings, transformers, a weather station, the revenue meter) and
+//! work orders in several states. Written through the same stores as the
+//! API, so every record is validated and audited.
+
+use crate::assets::{self, AssetFields, SiteFields, SiteKind};
+use crate::auth::{Principal, Role, users};
+use crate::db::{Caches, Db};
+use crate::http::problem::AppError;
+use crate::on_db;
+use crate::work_orders::{Action, Reason, store};
+use serde_json::json;
+
+/// The password of every demo user (the demo listens on localhost only).
+pub const DEMO_PASSWORD: &str = "dcmms-demo-password";
+
+/// Demo users: (username, display name, role).
+pub const DEMO_USERS: &[(&str, &str, Role)] = &[
+    ("admin", "Site administrator", Role::Admin),
+    (
+        "ops",
+        "Priya Menon (operations manager)",
+        Role::OperationsManager,
+    ),
+    (
+        "supervisor",
+        "Rajesh Choudhary (O&M supervisor)",
+        Role::Supervisor,
+    ),
+    ("tech1", "Suresh Meghwal (technician)", Role::Technician),
+    ("tech2", "Anita Bishnoi (technician)", Role::Technician),
+    ("auditor", "CEA compliance auditor", Role::Auditor),
+    ("installer", "Commissioning engineer", Role::Installer),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("seeding {what}: {detail}")]
+    Failed { what: String, detail: String },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn failed(what: &str) -> impl Fn(AppError) -> SeedError + '_ {
+    move |e| SeedError::Failed {
+        what: what.to_string(),
+        detail: format!("{e:?}"),
+    }
+}
+
+/// Seeds the demo once: does nothing if any user exists. Returns whether it
+/// seeded. `inverters` matches the simulated fleet (`inv-01`, `inv-02`, …).
+pub async fn seed_demo(db: &Db, caches: &Caches, inverters: usize) -> Result<bool, SeedError> {
+    let (n,): (i64,) =
+        on_db!(db, p => sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(p).await)?;
+    if n > 0 {
+        return Ok(false);
+    }
+    let mut ids = Vec::new();
+    for (name, display, role) in DEMO_USERS {
+        let u = users::create(
+            db,
+            caches,
+            "system:seed",
+            name,
+            display,
+            *role,
+            DEMO_PASSWORD,
+        )
+        .await
+        .map_err(|e| SeedError::Failed {
+            what: format!("user {name}"),
+            detail: e.to_string(),
+        })?;
+        ids.push((u.id, *name, *role));
+    }
+    let who = |name: &str| {
+        ids.iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(id, n, role)| Principal {
+                user_id: *id,
+                username: n.to_string(),
+                role: *role,
+            })
+    };
+    let (Some(admin), Some(sup), Some(tech1), Some(tech2)) =
+        (who("admin"), who("supervisor"), who("tech1"), who("tech2"))
+    else {
+        return Err(SeedError::Failed {
+            what: "users".into(),
+            detail: "a demo user is missing".into(),
+        });
+    };
+    let actor = admin.actor();
+    let rated_kw = 100.0;
+    let site = assets::create_site(
+        db,
+        caches,
+        &actor,
+        &SiteFields {
+            code: Some("BHD-04".into()),
+            name: Some("Bhadla Solar Park, block 4".into()),
+            kind: Some(SiteKind::Solar),
+            ac_capacity_kw: Some(rated_kw * inverters.max(1) as f64),
+            dc_capacity_kwp: Some(rated_kw * 1.25 * inverters.max(1) as f64),
+            latitude: Some(27.54),
+            longitude: Some(71.92),
+            time_zone: Some("Asia/Kolkata".into()),
+            grid_connection_point: Some("Bhadla 400/220 kV PGCIL pooling substation, bay 7".into()),
+            version: None,
+        },
+    )
+    .await
+    .map_err(failed("site"))?;
+    let asset = |name: String,
+                 class: &str,
+                 parent: Option<i64>,
+                 make: &str,
+                 model: &str,
+                 crit: i64,
+                 nameplate: serde_json::Value| AssetFields {
+        site_id: Some(site.id),
+        parent_id: Some(parent),
+        name: Some(name),
+        class: Some(class.into()),
+        make: Some(make.into()),
+        model: Some(model.into()),
+        serial: Some(String::new()),
+        nameplate: nameplate.as_object().cloned(),
+        commissioned_on: Some(Some("2024-03-15".into())),
+        criticality: Some(crit),
+        tags: Some(vec!["block-4".into()]),
+        version: None,
+    };
+    let tx1 = assets::create_asset(
+        db,
+        caches,
+        &actor,
+        &asset(
+            "TX-01 inverter duty transformer".into(),
+            "transformer",
+            None,
+            "Siemens",
+            "GEAFOL 2.5 MVA",
+            5,
+            json!({"rated_power_kva": 2500, "hv_kv": 33, "lv_v": 800}),
+        ),
+    )
+    .await
+    .map_err(failed("transformer"))?;
+    let mut first_inverter = None;
+    for i in 0..inverters {
+        let inv = assets::create_asset(db, caches, &actor,
+            &asset(format!("INV-{:02}", i + 1), "inverter", Some(tx1.id), "SMA", "Sunny Highpower PEAK3 100", 4,
+                json!({"rated_power_kw": rated_kw, "max_dc_voltage_v": 1000, "mppt_count": 1, "edge_device": format!("inv-{:02}", i + 1)})))
+            .await.map_err(failed("inverter"))?;
+        first_inverter.get_or_insert(inv.id);
+        for s in 0..4 {
+            assets::create_asset(
+                db,
+                caches,
+                &actor,
+                &asset(
+                    format!("INV-{:02} string {}", i + 1, s + 1),
+                    "string",
+                    Some(inv.id),
+                    "Waaree",
+                    "WSMDi-545 × 28",
+                    2,
+                    json!({"modules": 28, "module_wp": 545}),
+                ),
+            )
+            .await
+            .map_err(failed("string"))?;
+        }
+    }
+    assets::create_asset(
+        db,
+        caches,
+        &actor,
+        &asset(
+            "WS-01 weather station".into(),
+            "weather_station",
+            None,
+            "Kipp & Zonen",
+            "SMP10 + RT1",
+            3,
+            json!({"pyranometer_class": "A"}),
+        ),
+    )
+    .await
+    .map_err(failed("weather station"))?;
+    assets::create_asset(
+        db,
+        caches,
+        &actor,
+        &asset(
+            "MTR-01 ABT revenue meter".into(),
+            "meter",
+            None,
+            "Secure Meters",
+            "Apex 150",
+            5,
+            json!({"accuracy_class": "0.2S"}),
+        ),
+    )
+    .await
+    .map_err(failed("meter"))?;
+
+    // Work orders in several states, as a week of operations leaves them.
+    let inv = first_inverter;
+    let new = |kind, title: &str, priority, assignee: Option<i64>| store::NewWorkOrder {
+        site_id: site.id,
+        asset_id: inv,
+        kind,
+        title: title.into(),
+        description: String::new(),
+        priority: Some(priority),
+        assignee_id: assignee,
+        due_ms: None,
+    };
+    use store::Kind;
+    let w1 = store::create(
+        db,
+        caches,
+        &tech1,
+        &new(
+            Kind::Corrective,
+            "INV-01 derates at noon: cabinet over-temperature",
+            2,
+            Some(tech1.user_id),
+        ),
+    )
+    .await
+    .map_err(failed("work order"))?;
+    let w1 = store::apply(db, caches, &sup, w1.id, w1.version, Action::Approve, "")
+        .await
+        .map_err(failed("approve"))?;
+    let w1 = store::apply(
+        db,
+        caches,
+        &sup,
+        w1.id,
+        w1.version,
+        Action::Schedule,
+        "fan spares in store",
+    )
+    .await
+    .map_err(failed("schedule"))?;
+    store::apply(db, caches, &tech1, w1.id, w1.version, Action::Start, "")
+        .await
+        .map_err(failed("start"))?;
+    let w2 = store::create(
+        db,
+        caches,
+        &sup,
+        &new(
+            Kind::Inspection,
+            "Thermographic survey of string combiner boxes",
+            3,
+            Some(tech2.user_id),
+        ),
+    )
+    .await
+    .map_err(failed("work order"))?;
+    let w2 = store::apply(db, caches, &sup, w2.id, w2.version, Action::Approve, "")
+        .await
+        .map_err(failed("approve"))?;
+    store::apply(
+        db,
+        caches,
+        &sup,
+        w2.id,
+        w2.version,
+        Action::Wait(Reason::Permit),
+        "hot-work permit pending",
+    )
+    .await
+    .map_err(failed("wait"))?;
+    store::create(
+        db,
+        caches,
+        &tech2,
+        &new(
+            Kind::Corrective,
+            "Soiling on INV-01 strings after dust storm",
+            3,
+            None,
+        ),
+    )
+    .await
+    .map_err(failed("work order"))?;
+    Ok(true)
+}
