@@ -281,7 +281,7 @@ async fn modbus(cli: &Cli, edge_bin: &Path, sim_bin: &Path) -> Row {
     } else {
         (
             format!(
-                "{devices} SunSpec inverters (model 103) × {} points @ {interval} ms, Modbus TCP, one port each",
+                "{devices} SunSpec inverters (model 103) × {} points (one shared template) @ {interval} ms, Modbus TCP, one port each",
                 points.len()
             ),
             Some(rate(devices, points.len(), interval)),
@@ -318,12 +318,22 @@ async fn modbus(cli: &Cli, edge_bin: &Path, sim_bin: &Path) -> Row {
             }
         }
         sims.push(sim);
+        // Points come from discovery, or from one shared template (as an
+        // installer writes a fleet of one inverter model).
         let discover = if cli.modbus_discover {
             "discover = \"sunspec\"\n"
         } else {
-            ""
+            "template = \"sunspec-103\"\n"
         };
         let mut toml = String::new();
+        if !cli.modbus_discover {
+            toml.push_str("[[templates]]\nname = \"sunspec-103\"\n\n");
+            for p in &points {
+                toml.push_str("[[templates.points]]\n");
+                toml.push_str(&toml::to_string(p).context("point to TOML")?);
+                toml.push('\n');
+            }
+        }
         for (i, a) in addrs.iter().enumerate() {
             toml.push_str(&format!(
                 "[[devices]]\nname = \"inv-{:03}\"\npoll_interval_ms = {interval}\n{discover}\n\
@@ -332,14 +342,6 @@ async fn modbus(cli: &Cli, edge_bin: &Path, sim_bin: &Path) -> Row {
                 a.ip(),
                 a.port()
             ));
-            if cli.modbus_discover {
-                continue;
-            }
-            for p in &points {
-                toml.push_str("[[devices.points]]\n");
-                toml.push_str(&toml::to_string(p).context("point to TOML")?);
-                toml.push('\n');
-            }
         }
         measure(cli, edge_bin, work.path(), &toml, sims).await
     }
