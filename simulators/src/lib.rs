@@ -23,6 +23,10 @@
 //! - [`opcua`]: a wind turbine (seeded gusty wind, power curve, rotor,
 //!   pitch, temperatures, status, [`opcua::TurbineModel`]); served over
 //!   OPC UA with stop/restart fault injection behind feature `opcua`.
+//! - [`dnp3`]: a 33 kV substation revenue meter and recloser (seeded
+//!   model and point map, [`dnp3::MeterModel`]); served as a DNP3
+//!   outstation with connection-drop and gone/come-back faults behind
+//!   feature `dnp3` (licence-restricted: docs/licensing.md).
 //! - [`demo`]: the edge configuration for a simulated fleet, used by
 //!   `dcmms-demo` and the end-to-end tests.
 //! - [`error`]: the library's error type ([`SimError`]).
@@ -33,6 +37,7 @@
 
 pub mod demo;
 pub mod device;
+pub mod dnp3;
 pub mod error;
 pub mod modbus;
 pub mod mqtt;
