@@ -1,0 +1,518 @@
+//! DNP3 substation meter (our simulator: the `dnp3` crate's outstation) →
+//! the edge's DNP3 driver (the same crate's master).
+//!
+//! Both ends are the Step Function I/O implementation, which its licence
+//! allows (it forbids using it as the test peer of *another*
+//! implementation); see docs/licensing.md. Built only with
+//! `--features dnp3` on dcmms-tests; no throughput is measured or printed.
+//!
+//! - The startup integrity poll brings every point, scaled as configured,
+//!   with quality `good`; the master answers the outstation's NEED_TIME
+//!   and the outstation's clock is written.
+//! - Class 1/2/3 events arrive unsolicited with the device's time; with
+//!   unsolicited off they arrive through the per-class event polls.
+//! - Point flags become qualities (RESTART → bad, COMM_LOST → comms_lost,
+//!   forced → stale).
+//! - The outstation goes away: the driver reports `comms_lost` samples at
+//!   the integrity period; it comes back (as after a reboot): good samples
+//!   and time sync resume with no operator action. A dropped connection
+//!   is recovered the same way.
+//! - A refused time write (exception response) is counted and polling
+//!   goes on.
+#![cfg(feature = "dnp3")]
+#![allow(clippy::unwrap_used)]
+
+use dcmms_edge::EdgeConfig;
+use dcmms_edge::drivers::Reading;
+use dcmms_edge::metrics::{DeviceLabels, DeviceResultLabels, EdgeMetrics};
+use dcmms_shared::{Quality, Sample};
+use dcmms_simulators::dnp3::meter::{ai, bi, ctr};
+use dcmms_simulators::dnp3::{
+    MeterModel, MeterServerConfig, MeterState, POINTS, PointKind, RunningMeter,
+};
+use dcmms_simulators::modbus::SimClock;
+use dcmms_tests::support::wait_until;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const DEVICE: &str = "sub-meter-01";
+/// 2026-06-21 06:30 UTC: mid-day, the plant exporting.
+const T0: i64 = 1_782_023_400_000;
+const ONLINE: u8 = 0x01;
+const RESTART: u8 = 0x02;
+const COMM_LOST: u8 = 0x04;
+const LOCAL_FORCED: u8 = 0x10;
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn polls(m: &EdgeMetrics, result: &str) -> u64 {
+    m.device_polls
+        .get_or_create(&DeviceResultLabels {
+            device: DEVICE.into(),
+            result: result.into(),
+        })
+        .get()
+}
+
+fn gauge(m: &EdgeMetrics, family: &str) -> i64 {
+    let f = match family {
+        "connected" => &m.device_connected,
+        _ => &m.device_last_success_ms,
+    };
+    f.get_or_create(&DeviceLabels {
+        device: DEVICE.into(),
+    })
+    .get()
+}
+
+fn now_ms() -> i64 {
+    dcmms_edge::drivers::now_ms()
+}
+
+/// The meter with frozen values (changed only by the test).
+async fn meter(
+    unsolicited: bool,
+    reject_time_sync: bool,
+    stop: &CancellationToken,
+) -> RunningMeter {
+    RunningMeter::start(
+        MeterServerConfig {
+            port: 0,
+            clock: SimClock::frozen(T0),
+            update_interval: None,
+            unsolicited,
+            reject_time_sync,
+            ..MeterServerConfig::default()
+        },
+        stop,
+    )
+    .await
+    .unwrap()
+}
+
+/// The edge's view of one device: every sample the driver sent, by point name.
+struct Edge {
+    names: Vec<String>,
+    rx: mpsc::Receiver<Reading>,
+    got: Vec<(String, Sample)>,
+    metrics: EdgeMetrics,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Edge {
+    /// Starts the driver for the meter at `port` with `dnp3_toml` as the
+    /// rest of `[devices.dnp3]`; the points are the meter's whole map,
+    /// scaled as its table says. Goes through the configuration's
+    /// validation like a user's file.
+    fn start(port: u16, dnp3_toml: &str) -> Edge {
+        let points: String = POINTS
+            .iter()
+            .map(|p| {
+                format!(
+                    "[[devices.dnp3.points]]\nname = \"{}\"\nkind = \"{}\"\nindex = {}\nunit = \"{}\"\nscale = {:?}\n",
+                    p.name,
+                    p.kind.as_str(),
+                    p.index,
+                    p.unit,
+                    p.scale
+                )
+            })
+            .collect();
+        let text = format!(
+            r#"
+gateway_id = "gw-dnp3"
+[cloud]
+url = "http://127.0.0.1:1"
+credential = "gw-dnp3.secret"
+[[devices]]
+name = "{DEVICE}"
+[devices.dnp3]
+host = "127.0.0.1"
+port = {port}
+reconnect_min_ms = 100
+reconnect_max_ms = 1000
+response_timeout_ms = 2000
+{dnp3_toml}
+{points}"#
+        );
+        let cfg =
+            EdgeConfig::from_toml(&text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let device = cfg.devices[0].clone();
+        let names = (0..device.point_count())
+            .map(|i| device.point_name_unit(i).unwrap().0.to_string())
+            .collect();
+        let (tx, rx) = mpsc::channel(1024);
+        let metrics = EdgeMetrics::default();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(dcmms_edge::drivers::dnp3::run_device(
+            0,
+            device,
+            tx,
+            metrics.clone(),
+            stop.clone(),
+        ));
+        Edge {
+            names,
+            rx,
+            got: Vec::new(),
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Ok(r) = self.rx.try_recv() {
+            assert_eq!(r.device, 0);
+            for (i, s) in r.samples {
+                let name = self
+                    .names
+                    .get(i)
+                    .unwrap_or_else(|| panic!("point index {i}"));
+                self.got.push((name.clone(), s));
+            }
+        }
+    }
+
+    /// Waits until a sample of `point` satisfies `ok`; returns it.
+    async fn wait_sample(
+        &mut self,
+        what: &str,
+        point: &str,
+        ok: impl Fn(&Sample) -> bool,
+    ) -> Sample {
+        let mut found = None;
+        wait_until(what, LIMIT, || {
+            self.drain();
+            found = self
+                .got
+                .iter()
+                .rev()
+                .find(|(n, s)| n == point && ok(s))
+                .map(|(_, s)| *s);
+            found.is_some()
+        })
+        .await;
+        found.unwrap()
+    }
+
+    /// Forgets the samples seen so far.
+    fn clear(&mut self) {
+        self.drain();
+        self.got.clear();
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the driver stops within 10 s of shutdown")
+            .unwrap();
+    }
+}
+
+fn expected(p: &dcmms_simulators::dnp3::MeterPoint, state: &MeterState) -> f64 {
+    let raw = match p.kind {
+        PointKind::Analog => MeterModel::default()
+            .observe(T0)
+            .raw_analog(p.index)
+            .unwrap(),
+        PointKind::Counter if p.index == ctr::IMPORT_KWH => f64::from(state.import_kwh()),
+        PointKind::Counter => f64::from(state.export_kwh()),
+        PointKind::Binary => match p.index {
+            bi::BREAKER_CLOSED => f64::from(u8::from(state.breaker_closed)),
+            bi::RECLOSER_LOCKOUT => f64::from(u8::from(state.recloser_lockout)),
+            _ => f64::from(u8::from(state.protection_trip)),
+        },
+    };
+    raw * p.scale
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrity_poll_brings_every_point_scaled_and_good_and_the_clock_is_synchronised() {
+    let stop_sim = CancellationToken::new();
+    let meter = meter(true, false, &stop_sim).await;
+    assert!(meter.needs_time(), "a fresh outstation asks for the time");
+    let mut edge = Edge::start(
+        meter.addr().port(),
+        "integrity_interval_ms = 3600000\nevent_poll_ms = 0\ntime_sync = \"lan\"",
+    );
+    let state = meter.state();
+    for p in POINTS {
+        let want = expected(p, &state);
+        let s = edge
+            .wait_sample(
+                &format!("{} from the integrity poll", p.name),
+                p.name,
+                |_| true,
+            )
+            .await;
+        assert_eq!(s.quality, Quality::Good, "{}: {s:?}", p.name);
+        assert!(
+            (s.value - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{}: got {} want {want}",
+            p.name,
+            s.value
+        );
+    }
+    // Frequency travels in centi-hertz: the configured scale made it Hz.
+    let f = edge.wait_sample("frequency", "frequency", |_| true).await;
+    assert!((49.9..50.1).contains(&f.value), "{f:?}");
+
+    // The outstation's NEED_TIME was answered with our clock.
+    wait_until("time written", LIMIT, || {
+        meter.time_syncs() >= 1 && !meter.needs_time()
+    })
+    .await;
+    let written = meter.last_time_written_ms().unwrap();
+    assert!((written - now_ms()).abs() < 10_000, "wrote {written}");
+    wait_until("time sync counted", LIMIT, || {
+        polls(&edge.metrics, "time_sync") >= 1
+    })
+    .await;
+
+    // Health on /metrics.
+    assert_eq!(gauge(&edge.metrics, "connected"), 1);
+    assert!(polls(&edge.metrics, "ok") >= 1);
+    assert!(gauge(&edge.metrics, "last_success") > now_ms() - 60_000);
+    assert_eq!(polls(&edge.metrics, "exception"), 0);
+
+    edge.stop().await;
+    meter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn class_1_2_3_events_arrive_unsolicited_with_the_device_time_and_flags_become_qualities() {
+    let stop_sim = CancellationToken::new();
+    let meter = meter(true, false, &stop_sim).await;
+    // No periodic event poll and an hour between integrity polls: what
+    // arrives after start-up can only be unsolicited.
+    let mut edge = Edge::start(
+        meter.addr().port(),
+        "integrity_interval_ms = 3600000\nevent_poll_ms = 0\nunsolicited = true",
+    );
+    edge.wait_sample("start-up values", "breaker_closed", |s| s.value == 1.0)
+        .await;
+    // The master enables unsolicited reporting after the integrity poll;
+    // change the breaker (every 300 ms) until a change is reported.
+    let mut stamps: Vec<i64> = Vec::new();
+    let mut last_set = std::time::Instant::now() - Duration::from_secs(1);
+    wait_until("unsolicited breaker event", LIMIT, || {
+        edge.drain();
+        let seen = edge
+            .got
+            .iter()
+            .any(|(n, s)| n == "breaker_closed" && s.value == 0.0 && stamps.contains(&s.ts_ms));
+        if !seen && last_set.elapsed() >= Duration::from_millis(300) {
+            stamps.push(meter.set_binary(bi::BREAKER_CLOSED, false, ONLINE).unwrap());
+            last_set = std::time::Instant::now();
+        }
+        seen
+    })
+    .await;
+    assert!(polls(&edge.metrics, "unsolicited") >= 1);
+
+    // Class 1 (binary), 2 (analog), 3 (counter), each with its own time.
+    let t1 = meter.set_binary(bi::PROTECTION_TRIP, true, ONLINE).unwrap();
+    let t2 = meter.set_analog(ai::ACTIVE_POWER, 1234.5, ONLINE).unwrap();
+    let t3 = meter
+        .set_counter(ctr::EXPORT_KWH, 4_000_000, ONLINE)
+        .unwrap();
+    let s = edge
+        .wait_sample("class 1 event", "protection_trip", |s| s.value == 1.0)
+        .await;
+    assert_eq!((s.ts_ms, s.quality), (t1, Quality::Good));
+    let s = edge
+        .wait_sample("class 2 event", "active_power", |s| s.value == 1234.5)
+        .await;
+    assert_eq!((s.ts_ms, s.quality), (t2, Quality::Good));
+    let s = edge
+        .wait_sample("class 3 event", "energy_export", |s| s.value == 4_000_000.0)
+        .await;
+    assert_eq!((s.ts_ms, s.quality), (t3, Quality::Good));
+
+    // Device-reported quality.
+    meter.set_analog(ai::VOLTAGE_A, 0.0, RESTART).unwrap();
+    meter
+        .set_analog(ai::CURRENT_A, 77.0, ONLINE | COMM_LOST)
+        .unwrap();
+    meter
+        .set_counter(ctr::IMPORT_KWH, 5, ONLINE | LOCAL_FORCED)
+        .unwrap();
+    let s = edge
+        .wait_sample("restart flag", "voltage_a", |s| s.value == 0.0)
+        .await;
+    assert_eq!(s.quality, Quality::Bad);
+    let s = edge
+        .wait_sample("comm-lost flag", "current_a", |s| s.value == 77.0)
+        .await;
+    assert_eq!(s.quality, Quality::CommsLost);
+    let s = edge
+        .wait_sample("forced flag", "energy_import", |s| s.value == 5.0)
+        .await;
+    assert_eq!(s.quality, Quality::Stale);
+
+    edge.stop().await;
+    meter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_unsolicited_the_per_class_event_polls_bring_the_events() {
+    let stop_sim = CancellationToken::new();
+    let meter = meter(false, false, &stop_sim).await;
+    let mut edge = Edge::start(
+        meter.addr().port(),
+        "integrity_interval_ms = 3600000\nunsolicited = false\nclass1_poll_ms = 200\nclass2_poll_ms = 300\nclass3_poll_ms = 400",
+    );
+    edge.wait_sample("start-up values", "breaker_closed", |_| true)
+        .await;
+    let ok_before = polls(&edge.metrics, "ok");
+    let t1 = meter
+        .set_binary(bi::RECLOSER_LOCKOUT, true, ONLINE)
+        .unwrap();
+    let t2 = meter
+        .set_analog(ai::REACTIVE_POWER, -321.0, ONLINE)
+        .unwrap();
+    let t3 = meter.set_counter(ctr::IMPORT_KWH, 1_300, ONLINE).unwrap();
+    let s = edge
+        .wait_sample("class 1 by poll", "recloser_lockout", |s| s.value == 1.0)
+        .await;
+    assert_eq!(s.ts_ms, t1);
+    let s = edge
+        .wait_sample("class 2 by poll", "reactive_power", |s| s.value == -321.0)
+        .await;
+    assert_eq!(s.ts_ms, t2);
+    let s = edge
+        .wait_sample("class 3 by poll", "energy_import", |s| s.value == 1_300.0)
+        .await;
+    assert_eq!(s.ts_ms, t3);
+    wait_until("event polls keep running", LIMIT, || {
+        polls(&edge.metrics, "ok") >= ok_before + 6
+    })
+    .await;
+    assert_eq!(polls(&edge.metrics, "unsolicited"), 0);
+
+    edge.stop().await;
+    meter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_outstation_goes_away_and_comes_back_samples_resume_by_themselves() {
+    let stop_sim = CancellationToken::new();
+    let mut meter = meter(true, false, &stop_sim).await;
+    let mut edge = Edge::start(
+        meter.addr().port(),
+        "integrity_interval_ms = 300\nevent_poll_ms = 200",
+    );
+    let state = meter.state();
+    let before = edge
+        .wait_sample("good values", "energy_export", |s| {
+            s.quality == Quality::Good
+        })
+        .await;
+    assert_eq!(before.value, f64::from(state.export_kwh()));
+    wait_until("connected", LIMIT, || {
+        gauge(&edge.metrics, "connected") == 1
+    })
+    .await;
+    wait_until("first time sync", LIMIT, || meter.time_syncs() >= 1).await;
+    let syncs = meter.time_syncs();
+
+    // Gone: the listener closed, connections refused.
+    meter.go_away().await;
+    let errors = polls(&edge.metrics, "error");
+    wait_until("outage noticed", LIMIT, || {
+        gauge(&edge.metrics, "connected") == 0
+    })
+    .await;
+    edge.clear();
+    // comms_lost at the integrity period, carrying the last good value.
+    let s = edge
+        .wait_sample("comms_lost during the outage", "energy_export", |s| {
+            s.quality == Quality::CommsLost
+        })
+        .await;
+    assert_eq!(s.value, before.value);
+    wait_until("comms_lost keeps coming", LIMIT, || {
+        edge.drain();
+        edge.got
+            .iter()
+            .filter(|(n, s)| n == "energy_export" && s.quality == Quality::CommsLost)
+            .count()
+            >= 3
+    })
+    .await;
+    assert!(
+        edge.got
+            .iter()
+            .all(|(_, s)| s.quality == Quality::CommsLost),
+        "only comms_lost while the device is gone"
+    );
+    wait_until("failed reconnects counted", LIMIT, || {
+        polls(&edge.metrics, "error") > errors
+    })
+    .await;
+
+    // Back, as after a reboot: nobody touches the edge.
+    meter.come_back().await.unwrap();
+    let back_at = now_ms();
+    edge.wait_sample("good values after the comeback", "voltage_a", |s| {
+        s.quality == Quality::Good && s.ts_ms >= back_at
+    })
+    .await;
+    wait_until("connected again", LIMIT, || {
+        gauge(&edge.metrics, "connected") == 1
+    })
+    .await;
+    assert!(meter.connections() >= 2, "{}", meter.connections());
+    wait_until("time synchronised again after the reboot", LIMIT, || {
+        meter.time_syncs() > syncs && !meter.needs_time()
+    })
+    .await;
+
+    // Dropped connection: recovered the same way.
+    let conns = meter.connections();
+    meter.drop_connection().await;
+    wait_until("reconnected after the drop", LIMIT, || {
+        meter.connections() > conns && meter.is_connected()
+    })
+    .await;
+    let t = meter.set_analog(ai::FREQUENCY, 4990.0, ONLINE).unwrap();
+    let s = edge
+        .wait_sample("values after the drop", "frequency", |s| {
+            (s.value - 49.9).abs() < 1e-9
+        })
+        .await;
+    assert_eq!((s.ts_ms, s.quality), (t, Quality::Good));
+
+    edge.stop().await;
+    meter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_time_write_is_counted_as_an_exception_and_polling_goes_on() {
+    let stop_sim = CancellationToken::new();
+    let meter = meter(true, true, &stop_sim).await;
+    let mut edge = Edge::start(
+        meter.addr().port(),
+        "integrity_interval_ms = 500\nevent_poll_ms = 0\ntime_sync = \"non_lan\"",
+    );
+    wait_until("time write refused", LIMIT, || {
+        polls(&edge.metrics, "exception") >= 1
+    })
+    .await;
+    assert_eq!(meter.time_syncs(), 0);
+    assert!(meter.needs_time());
+    let ok = polls(&edge.metrics, "ok");
+    edge.clear();
+    edge.wait_sample("integrity polls go on", "breaker_closed", |s| {
+        s.quality == Quality::Good
+    })
+    .await;
+    wait_until("more polls", LIMIT, || polls(&edge.metrics, "ok") > ok).await;
+    assert_eq!(gauge(&edge.metrics, "connected"), 1);
+
+    edge.stop().await;
+    meter.stop().await;
+}
