@@ -22,52 +22,24 @@
 #![cfg(feature = "dnp3")]
 #![allow(clippy::unwrap_used)]
 
-use dcmms_edge::EdgeConfig;
-use dcmms_edge::drivers::Reading;
-use dcmms_edge::metrics::{DeviceLabels, DeviceResultLabels, EdgeMetrics};
-use dcmms_shared::{Quality, Sample};
+mod dnp3_support;
+
+use dcmms_shared::Quality;
 use dcmms_simulators::dnp3::meter::{ai, bi, ctr};
 use dcmms_simulators::dnp3::{
     MeterModel, MeterServerConfig, MeterState, POINTS, PointKind, RunningMeter,
 };
 use dcmms_simulators::modbus::SimClock;
-use dcmms_tests::support::wait_until;
+use dnp3_support::{Edge, LIMIT, gauge, now_ms, polls, wait_until};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-const DEVICE: &str = "sub-meter-01";
 /// 2026-06-21 06:30 UTC: mid-day, the plant exporting.
 const T0: i64 = 1_782_023_400_000;
 const ONLINE: u8 = 0x01;
 const RESTART: u8 = 0x02;
 const COMM_LOST: u8 = 0x04;
 const LOCAL_FORCED: u8 = 0x10;
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn polls(m: &EdgeMetrics, result: &str) -> u64 {
-    m.device_polls
-        .get_or_create(&DeviceResultLabels {
-            device: DEVICE.into(),
-            result: result.into(),
-        })
-        .get()
-}
-
-fn gauge(m: &EdgeMetrics, family: &str) -> i64 {
-    let f = match family {
-        "connected" => &m.device_connected,
-        _ => &m.device_last_success_ms,
-    };
-    f.get_or_create(&DeviceLabels {
-        device: DEVICE.into(),
-    })
-    .get()
-}
-
-fn now_ms() -> i64 {
-    dcmms_edge::drivers::now_ms()
-}
 
 /// The meter with frozen values (changed only by the test).
 async fn meter(
@@ -90,126 +62,21 @@ async fn meter(
     .unwrap()
 }
 
-/// The edge's view of one device: every sample the driver sent, by point name.
-struct Edge {
-    names: Vec<String>,
-    rx: mpsc::Receiver<Reading>,
-    got: Vec<(String, Sample)>,
-    metrics: EdgeMetrics,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Edge {
-    /// Starts the driver for the meter at `port` with `dnp3_toml` as the
-    /// rest of `[devices.dnp3]`; the points are the meter's whole map,
-    /// scaled as its table says. Goes through the configuration's
-    /// validation like a user's file.
-    fn start(port: u16, dnp3_toml: &str) -> Edge {
-        let points: String = POINTS
-            .iter()
-            .map(|p| {
-                format!(
-                    "[[devices.dnp3.points]]\nname = \"{}\"\nkind = \"{}\"\nindex = {}\nunit = \"{}\"\nscale = {:?}\n",
-                    p.name,
-                    p.kind.as_str(),
-                    p.index,
-                    p.unit,
-                    p.scale
-                )
-            })
-            .collect();
-        let text = format!(
-            r#"
-gateway_id = "gw-dnp3"
-[cloud]
-url = "http://127.0.0.1:1"
-credential = "gw-dnp3.secret"
-[[devices]]
-name = "{DEVICE}"
-[devices.dnp3]
-host = "127.0.0.1"
-port = {port}
-reconnect_min_ms = 100
-reconnect_max_ms = 1000
-response_timeout_ms = 2000
-{dnp3_toml}
-{points}"#
-        );
-        let cfg =
-            EdgeConfig::from_toml(&text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let device = cfg.devices[0].clone();
-        let names = (0..device.point_count())
-            .map(|i| device.point_name_unit(i).unwrap().0.to_string())
-            .collect();
-        let (tx, rx) = mpsc::channel(1024);
-        let metrics = EdgeMetrics::default();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(dcmms_edge::drivers::dnp3::run_device(
-            0,
-            device,
-            tx,
-            metrics.clone(),
-            stop.clone(),
-        ));
-        Edge {
-            names,
-            rx,
-            got: Vec::new(),
-            metrics,
-            stop,
-            task,
-        }
-    }
-
-    fn drain(&mut self) {
-        while let Ok(r) = self.rx.try_recv() {
-            assert_eq!(r.device, 0);
-            for (i, s) in r.samples {
-                let name = self
-                    .names
-                    .get(i)
-                    .unwrap_or_else(|| panic!("point index {i}"));
-                self.got.push((name.clone(), s));
-            }
-        }
-    }
-
-    /// Waits until a sample of `point` satisfies `ok`; returns it.
-    async fn wait_sample(
-        &mut self,
-        what: &str,
-        point: &str,
-        ok: impl Fn(&Sample) -> bool,
-    ) -> Sample {
-        let mut found = None;
-        wait_until(what, LIMIT, || {
-            self.drain();
-            found = self
-                .got
-                .iter()
-                .rev()
-                .find(|(n, s)| n == point && ok(s))
-                .map(|(_, s)| *s);
-            found.is_some()
+/// The meter's whole map, scaled as its table says.
+fn meter_points() -> String {
+    POINTS
+        .iter()
+        .map(|p| {
+            format!(
+                "[[devices.dnp3.points]]\nname = \"{}\"\nkind = \"{}\"\nindex = {}\nunit = \"{}\"\nscale = {:?}\n",
+                p.name,
+                p.kind.as_str(),
+                p.index,
+                p.unit,
+                p.scale
+            )
         })
-        .await;
-        found.unwrap()
-    }
-
-    /// Forgets the samples seen so far.
-    fn clear(&mut self) {
-        self.drain();
-        self.got.clear();
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the driver stops within 10 s of shutdown")
-            .unwrap();
-    }
+        .collect()
 }
 
 fn expected(p: &dcmms_simulators::dnp3::MeterPoint, state: &MeterState) -> f64 {
@@ -237,6 +104,7 @@ async fn integrity_poll_brings_every_point_scaled_and_good_and_the_clock_is_sync
     let mut edge = Edge::start(
         meter.addr().port(),
         "integrity_interval_ms = 3600000\nevent_poll_ms = 0\ntime_sync = \"lan\"",
+        &meter_points(),
     );
     let state = meter.state();
     for p in POINTS {
@@ -291,6 +159,7 @@ async fn class_1_2_3_events_arrive_unsolicited_with_the_device_time_and_flags_be
     let mut edge = Edge::start(
         meter.addr().port(),
         "integrity_interval_ms = 3600000\nevent_poll_ms = 0\nunsolicited = true",
+        &meter_points(),
     );
     edge.wait_sample("start-up values", "breaker_closed", |s| s.value == 1.0)
         .await;
@@ -364,6 +233,7 @@ async fn without_unsolicited_the_per_class_event_polls_bring_the_events() {
     let mut edge = Edge::start(
         meter.addr().port(),
         "integrity_interval_ms = 3600000\nunsolicited = false\nclass1_poll_ms = 200\nclass2_poll_ms = 300\nclass3_poll_ms = 400",
+        &meter_points(),
     );
     edge.wait_sample("start-up values", "breaker_closed", |_| true)
         .await;
@@ -404,6 +274,7 @@ async fn after_the_outstation_goes_away_and_comes_back_samples_resume_by_themsel
     let mut edge = Edge::start(
         meter.addr().port(),
         "integrity_interval_ms = 300\nevent_poll_ms = 200",
+        &meter_points(),
     );
     let state = meter.state();
     let before = edge
@@ -497,6 +368,7 @@ async fn a_refused_time_write_is_counted_as_an_exception_and_polling_goes_on() {
     let mut edge = Edge::start(
         meter.addr().port(),
         "integrity_interval_ms = 500\nevent_poll_ms = 0\ntime_sync = \"non_lan\"",
+        &meter_points(),
     );
     wait_until("time write refused", LIMIT, || {
         polls(&edge.metrics, "exception") >= 1
