@@ -388,3 +388,74 @@ async fn a_refused_time_write_is_counted_as_an_exception_and_polling_goes_on() {
     edge.stop().await;
     meter.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_runs_a_dnp3_device_and_reports_its_health_on_metrics() {
+    let stop_sim = CancellationToken::new();
+    let mut meter = meter(true, false, &stop_sim).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+gateway_id = "gw-dnp3"
+[cloud]
+url = "http://127.0.0.1:1"
+credential = "gw-dnp3.secret"
+[buffer]
+path = "{buffer}"
+[http]
+listen = "127.0.0.1:0"
+[[devices]]
+name = "{device}"
+[devices.dnp3]
+host = "127.0.0.1"
+port = {port}
+integrity_interval_ms = 300
+reconnect_min_ms = 100
+reconnect_max_ms = 500
+{points}"#,
+        buffer = dir.path().join("buffer").display(),
+        device = dnp3_support::DEVICE,
+        port = meter.addr().port(),
+        points = meter_points(),
+    );
+    let cfg = dcmms_edge::EdgeConfig::from_toml(&text, "edge.toml").unwrap();
+    let stop = CancellationToken::new();
+    let edge = dcmms_edge::start(cfg, stop.clone()).await.unwrap();
+    let url = format!("http://{}/metrics", edge.http_addr);
+    let line = format!(
+        "dcmms_edge_device_connected{{device=\"{}\"}} ",
+        dnp3_support::DEVICE
+    );
+    let metrics = || async { reqwest::get(&url).await.unwrap().text().await.unwrap() };
+    let mut body = String::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !body.contains(&format!("{line}1")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never connected:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        body = metrics().await;
+    }
+    assert!(edge.status().samples_polled > 0);
+    assert!(body.contains("dcmms_edge_device_last_success_ms{device=\"sub-meter-01\"} 1"));
+    // The outage shows on /metrics too, and comms_lost samples keep the
+    // pipeline fed.
+    meter.go_away().await;
+    let polled = edge.status().samples_polled;
+    while !body.contains(&format!("{line}0")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outage not shown:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        body = metrics().await;
+    }
+    wait_until("comms_lost samples polled", LIMIT, || {
+        edge.status().samples_polled >= polled + 2 * POINTS.len() as u64
+    })
+    .await;
+    stop.cancel();
+    edge.wait().await;
+    meter.stop().await;
+}

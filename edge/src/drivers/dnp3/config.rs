@@ -435,6 +435,25 @@ index = 0
     }
 
     #[test]
+    fn commented_meter_example_is_valid_when_enabled() {
+        use crate::config::EXAMPLE;
+        let start = EXAMPLE.find("# --- DNP3 substation meter").unwrap();
+        let end = EXAMPLE.find("# --- OPC UA wind turbine").unwrap();
+        let mut text = EXAMPLE[..start].to_string();
+        for line in EXAMPLE[start..end].lines().skip(1) {
+            let line = line.strip_prefix('#').unwrap_or(line);
+            text.push_str(line.strip_prefix(' ').unwrap_or(line));
+            text.push('\n');
+        }
+        let cfg = EdgeConfig::from_toml(&text, "edge.example.toml").unwrap();
+        assert_eq!(cfg.devices.len(), 2);
+        let m = &cfg.devices[1];
+        assert_eq!(m.point_count(), 4);
+        assert_eq!(m.point_name_unit(1), Some(("frequency", "Hz")));
+        assert_eq!(m.dnp3.as_ref().unwrap().points[1].scale, 0.01);
+    }
+
+    #[test]
     fn a_device_has_exactly_one_protocol_section() {
         let text = format!("{GOOD}[devices.modbus_tcp]\nhost = \"127.0.0.1\"\n");
         assert_eq!(field_of(&text), "devices[2].dnp3");
