@@ -61,9 +61,21 @@ fn positive(name: &str, v: Option<u64>) -> Result<(), SimError> {
     Ok(())
 }
 
-async fn tick(every_s: Option<u64>) {
-    match every_s {
-        Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+/// A fault's schedule: first after one period, then every period.
+fn schedule(every_s: Option<u64>) -> Option<tokio::time::Interval> {
+    every_s.map(|s| {
+        let period = Duration::from_secs(s);
+        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    })
+}
+
+async fn tick(schedule: &mut Option<tokio::time::Interval>) {
+    match schedule {
+        Some(i) => {
+            i.tick().await;
+        }
         None => std::future::pending().await,
     }
 }
@@ -117,14 +129,17 @@ pub async fn run(args: Dnp3Args) -> Result<(), SimError> {
     }
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let mut drops = schedule(args.drop_every_s);
+    let mut gone = schedule(args.gone_every_s);
+    let mut trips = schedule(args.trip_every_s);
     loop {
         tokio::select! {
             _ = &mut ctrl_c => break,
-            _ = tick(args.drop_every_s) => {
+            _ = tick(&mut drops) => {
                 println!("fault: dropping the master's connection");
                 meter.drop_connection().await;
             }
-            _ = tick(args.gone_every_s) => {
+            _ = tick(&mut gone) => {
                 println!("fault: gone for {} s", args.gone_for_s);
                 meter.go_away().await;
                 tokio::select! {
@@ -134,7 +149,7 @@ pub async fn run(args: Dnp3Args) -> Result<(), SimError> {
                 meter.come_back().await?;
                 println!("fault: back on {}", meter.addr());
             }
-            _ = tick(args.trip_every_s) => {
+            _ = tick(&mut trips) => {
                 use super::meter::bi;
                 let ok = dnp3::app::measurement::Flags::ONLINE.value;
                 println!("fault: protection trip, reclosing in 2 s");
