@@ -19,6 +19,9 @@
 //!   is recovered the same way.
 //! - A refused time write (exception response) is counted and polling
 //!   goes on.
+//! - A peer that answers garbage, then one that accepts and stays silent
+//!   (half-open), are survived; the real outstation on the same port is
+//!   then read without operator action.
 #![cfg(feature = "dnp3")]
 #![allow(clippy::unwrap_used)]
 
@@ -457,5 +460,112 @@ reconnect_max_ms = 500
     .await;
     stop.cancel();
     edge.wait().await;
+    meter.stop().await;
+}
+
+/// A "device" on `listener` that answers every connection with `reply`
+/// (garbage bytes, or nothing at all) and keeps it open: not a proxy, a
+/// broken peer in the outstation's place.
+fn broken_peer(
+    listener: tokio::net::TcpListener,
+    reply: &'static [u8],
+) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 512];
+                // Answer each request (or stay silent), until the master
+                // gives up on us.
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || (!reply.is_empty() && s.write_all(reply).await.is_err()) {
+                        break;
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_silence_are_survived_and_the_real_outstation_is_read_after_them() {
+    // Start-of-frame bytes with a broken header CRC, then noise.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
+    const GARBAGE: &[u8] =
+        b"\x05\x64\x0a\x44\x01\x00\x00\x04\xff\xff\xde\xad\xbe\xef garbage \x00\x01";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut edge = Edge::start(
+        port,
+        "integrity_interval_ms = 300\nevent_poll_ms = 0\nresponse_timeout_ms = 300",
+        &meter_points(),
+    );
+
+    // A peer that answers garbage: counted, never connected, comms_lost.
+    let peer = broken_peer(listener, GARBAGE);
+    edge.wait_sample(
+        "comms_lost while the peer talks garbage",
+        "voltage_a",
+        |s| s.quality == Quality::CommsLost && s.value.is_nan(),
+    )
+    .await;
+    wait_until("garbage counted", LIMIT, || {
+        polls(&edge.metrics, "error") + polls(&edge.metrics, "bad_response") >= 2
+    })
+    .await;
+    assert_eq!(gauge(&edge.metrics, "connected"), 0);
+    peer.abort();
+    let _ = peer.await;
+
+    // A peer that accepts and never answers: response timeouts. Its
+    // connection stays open after it stops accepting (a half-open device,
+    // a hung stack). The library never drops a connection for timeouts;
+    // the driver does, after RECONNECT_AFTER_TIMEOUTS in a row.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let errors = polls(&edge.metrics, "error");
+    let peer = broken_peer(listener, b"");
+    wait_until("timeouts counted", LIMIT, || {
+        polls(&edge.metrics, "error") >= errors + 2
+    })
+    .await;
+    assert_eq!(gauge(&edge.metrics, "connected"), 0);
+    assert!(
+        edge.got
+            .iter()
+            .all(|(_, s)| s.quality == Quality::CommsLost),
+        "nothing but comms_lost from broken peers"
+    );
+    peer.abort();
+    let _ = peer.await;
+
+    // The real outstation on the same port: read without operator action.
+    let stop_sim = CancellationToken::new();
+    let meter = RunningMeter::start(
+        MeterServerConfig {
+            port,
+            clock: SimClock::frozen(T0),
+            update_interval: None,
+            ..MeterServerConfig::default()
+        },
+        &stop_sim,
+    )
+    .await
+    .unwrap();
+    let want = f64::from(meter.state().export_kwh());
+    edge.wait_sample("good values after the broken peers", "energy_export", |s| {
+        s.quality == Quality::Good && s.value == want
+    })
+    .await;
+    wait_until("connected", LIMIT, || {
+        gauge(&edge.metrics, "connected") == 1
+    })
+    .await;
+
+    edge.stop().await;
     meter.stop().await;
 }

@@ -67,7 +67,6 @@ host = "127.0.0.1"
 port = {port}
 reconnect_min_ms = 100
 reconnect_max_ms = 1000
-response_timeout_ms = 2000
 {dnp3_toml}
 {points}"#
         );

@@ -34,6 +34,12 @@ use tracing::Instrument;
 
 /// How long a clean disable of the channel may take at shutdown.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Consecutive unanswered requests after which the driver closes the TCP
+/// connection and connects again. The library itself never drops a
+/// connection for timeouts, so a device that stops answering while its
+/// TCP connection stays up (half-open after a power cut, a hung
+/// protocol stack) would otherwise hold the master for good.
+pub const RECONNECT_AFTER_TIMEOUTS: u32 = 3;
 
 /// Why the channel or association could not be set up (retried).
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +64,8 @@ struct Shared {
     link: Mutex<Link>,
     /// Woken when the link goes from usable to not.
     went_down: Notify,
+    /// Woken when the connection should be closed and opened again.
+    reconnect: Notify,
 }
 
 #[derive(Debug)]
@@ -69,6 +77,8 @@ struct Link {
     healthy: bool,
     last_good: Vec<Option<f64>>,
     bad_response_log: LogThrottle,
+    /// Requests in a row that got no response on this connection.
+    timeouts_in_a_row: u32,
 }
 
 impl Shared {
@@ -84,6 +94,7 @@ impl Shared {
     /// The outstation answered: the link is usable.
     fn answered(&self) {
         let mut l = self.link();
+        l.timeouts_in_a_row = 0;
         if l.tcp_up && !l.healthy {
             l.healthy = true;
             tracing::info!("outstation answering");
@@ -165,8 +176,10 @@ pub async fn run_device(
             healthy: false,
             last_good: vec![None; cfg.points.len()],
             bad_response_log: LogThrottle::new(Duration::from_secs(60)),
+            timeouts_in_a_row: 0,
         }),
         went_down: Notify::new(),
+        reconnect: Notify::new(),
     });
     run(cfg, endpoint, shared, tx, shutdown)
         .instrument(span)
@@ -209,6 +222,16 @@ async fn run(
             _ = shared.went_down.notified() => {
                 tick.reset();
                 true
+            }
+            _ = shared.reconnect.notified() => {
+                tracing::warn!(
+                    timeouts = RECONNECT_AFTER_TIMEOUTS,
+                    "outstation stopped answering; closing the connection to connect again"
+                );
+                if master.channel.disable().await.is_err() || master.channel.enable().await.is_err() {
+                    tracing::error!("the master channel stopped");
+                }
+                false
             }
             _ = tick.tick() => !shared.is_healthy(),
         };
@@ -376,7 +399,9 @@ impl Listener<ClientState> for StateListener {
         match state {
             ClientState::Connected => {
                 tracing::info!("connected");
-                s.link().tcp_up = true;
+                let mut l = s.link();
+                l.tcp_up = true;
+                l.timeouts_in_a_row = 0;
             }
             ClientState::Connecting | ClientState::Disabled | ClientState::Shutdown => {
                 s.lost(true);
@@ -418,10 +443,20 @@ impl AssociationInformation for Info {
         match error {
             // Not the outstation's doing: no connection yet, or stopping.
             TaskError::NoConnection | TaskError::Shutdown | TaskError::Disabled => {}
-            TaskError::ResponseTimeout
-            | TaskError::Link(_)
-            | TaskError::Transport
-            | TaskError::WriteError => {
+            TaskError::ResponseTimeout => {
+                s.metrics.device_poll(&s.name, "error");
+                tracing::warn!(?task_type, %error, "request failed");
+                let in_a_row = {
+                    let mut l = s.link();
+                    l.timeouts_in_a_row = l.timeouts_in_a_row.saturating_add(1);
+                    l.timeouts_in_a_row
+                };
+                s.lost(false);
+                if in_a_row == RECONNECT_AFTER_TIMEOUTS {
+                    s.reconnect.notify_one();
+                }
+            }
+            TaskError::Link(_) | TaskError::Transport | TaskError::WriteError => {
                 s.metrics.device_poll(&s.name, "error");
                 tracing::warn!(?task_type, %error, "request failed");
                 s.lost(false);
