@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+pub use crate::drivers::dnp3::config::{Dnp3Config, Dnp3PointConfig, Dnp3PointKind, Dnp3TimeSync};
 pub use crate::drivers::mqtt::config::{MqttConfig, MqttPointConfig};
 pub use crate::drivers::opcua::config::{OpcuaConfig, OpcuaPointConfig};
 pub use crate::pipeline::exception::{ReportConfig, ReportOverride};
@@ -174,6 +175,11 @@ pub struct DeviceConfig {
     /// (which live in `opcua.points`, not in `points`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opcua: Option<OpcuaConfig>,
+    /// A DNP3 outstation over TCP: link addresses, polls, unsolicited
+    /// reporting, time sync and its points (which live in `dnp3.points`,
+    /// not in `points`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnp3: Option<Dnp3Config>,
     /// Register points of a Modbus device.
     #[serde(default)]
     pub points: Vec<PointConfig>,
@@ -215,6 +221,12 @@ impl DeviceConfig {
     /// Name and unit of point `index` of this device, whatever its protocol
     /// (the index a driver puts in a [`crate::drivers::Reading`]).
     pub fn point_name_unit(&self, index: usize) -> Option<(&str, &str)> {
+        if let Some(d) = &self.dnp3 {
+            return d
+                .points
+                .get(index)
+                .map(|p| (p.name.as_str(), p.unit.as_str()));
+        }
         if let Some(o) = &self.opcua {
             return o
                 .points()
@@ -236,6 +248,9 @@ impl DeviceConfig {
     /// How many points this device has, whatever its protocol (for a
     /// discovering Modbus device, 0 until discovery succeeded).
     pub fn point_count(&self) -> usize {
+        if let Some(d) = &self.dnp3 {
+            return d.points.len();
+        }
         if let Some(o) = &self.opcua {
             return o.points().len();
         }
@@ -679,6 +694,37 @@ impl EdgeConfig {
                     "a device has exactly one protocol section; this one also has mqtt".into(),
                 ));
             }
+            if let Some(n) = &d.dnp3 {
+                for (other, present) in [
+                    ("modbus_tcp", d.modbus_tcp.is_some()),
+                    ("modbus_rtu", d.modbus_rtu.is_some()),
+                    ("mqtt", d.mqtt.is_some()),
+                    ("opcua", d.opcua.is_some()),
+                ] {
+                    if present {
+                        return Err(err(
+                            at("dnp3"),
+                            format!(
+                                "a device has exactly one protocol section; this one also has {other}"
+                            ),
+                        ));
+                    }
+                }
+                if d.discover.is_some() {
+                    return Err(err(
+                        at("discover"),
+                        "discovery is not available for DNP3 devices; list the points".into(),
+                    ));
+                }
+                if !d.points.is_empty() {
+                    return Err(err(
+                        at("points"),
+                        format!("a DNP3 device lists its points under devices[{i}].dnp3.points"),
+                    ));
+                }
+                n.validate(&at("dnp3")).map_err(|(f, p)| err(f, p))?;
+                continue;
+            }
             if let Some(o) = &d.opcua {
                 for (other, present) in [
                     ("modbus_tcp", d.modbus_tcp.is_some()),
@@ -750,7 +796,7 @@ impl EdgeConfig {
             let Some(m) = d.modbus_settings() else {
                 return Err(err(
                     at("modbus_tcp"),
-                    "missing: each device needs exactly one protocol section (modbus_tcp, modbus_rtu, mqtt or opcua)"
+                    "missing: each device needs exactly one protocol section (modbus_tcp, modbus_rtu, mqtt, opcua or dnp3)"
                         .into(),
                 ));
             };

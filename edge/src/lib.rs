@@ -6,7 +6,7 @@
 //! - [`config`]: the TOML configuration, validated as a whole before start.
 //! - [`drivers`]: the driver interface ([`drivers::Reading`]) and one folder
 //!   per protocol, each behind a cargo feature (`drivers/modbus`,
-//!   `drivers/mqtt`, `drivers/opcua`).
+//!   `drivers/mqtt`, `drivers/opcua`, `drivers/dnp3`).
 //! - [`pipeline`]: the batcher that seals readings into batches within the
 //!   durability window.
 //! - [`buffer`]: the sled-backed store-and-forward buffer.
@@ -47,7 +47,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error(
-        "device {0} uses a protocol this build does not include (cargo features modbus, mqtt, opcua)"
+        "device {0} uses a protocol this build does not include (cargo features modbus, mqtt, opcua, dnp3)"
     )]
     ProtocolDisabled(String),
 }
@@ -124,7 +124,12 @@ pub async fn start(
     let sealed = Arc::new(tokio::sync::Notify::new());
     // `mut` is unused only in a build without any driver feature.
     #[cfg_attr(
-        not(any(feature = "modbus", feature = "mqtt", feature = "opcua")),
+        not(any(
+            feature = "modbus",
+            feature = "mqtt",
+            feature = "opcua",
+            feature = "dnp3"
+        )),
         allow(unused_mut)
     )]
     let mut drivers = JoinSet::new();
@@ -171,6 +176,19 @@ pub async fn start(
                 shutdown.clone(),
             ));
             #[cfg(not(feature = "opcua"))]
+            return Err(StartError::ProtocolDisabled(d.name.clone()));
+        }
+        if d.dnp3.is_some() {
+            // The library runs the polls on its own schedule: no stagger.
+            #[cfg(feature = "dnp3")]
+            drivers.spawn(drivers::dnp3::run_device(
+                i,
+                d.clone(),
+                tx.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ));
+            #[cfg(not(feature = "dnp3"))]
             return Err(StartError::ProtocolDisabled(d.name.clone()));
         }
     }

@@ -46,6 +46,7 @@ fn tcp_device(name: &str, addr: SocketAddr, interval_ms: u64, timeout_ms: u64) -
         modbus_rtu: None,
         mqtt: None,
         opcua: None,
+        dnp3: None,
         discover: None,
         discovered: Default::default(),
         report: None,

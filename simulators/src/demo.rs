@@ -98,6 +98,7 @@ pub fn edge_config(link: &SiteLink) -> EdgeConfig {
                 modbus_rtu: None,
                 mqtt: None,
                 opcua: None,
+                dnp3: None,
                 discover: None,
                 discovered: Default::default(),
                 report: None,

@@ -28,6 +28,10 @@
 //!   puts slow replies, cut connections, garbage bytes and a device that
 //!   goes away in front of any TCP simulator, switchable at run time;
 //!   `dcmms-sim proxy`, and `dcmms-sim opcua --delay-ms …`.
+//! - [`dnp3`]: a 33 kV substation revenue meter and recloser (seeded
+//!   model and point map, [`dnp3::MeterModel`]); served as a DNP3
+//!   outstation with connection-drop and gone/come-back faults behind
+//!   feature `dnp3` (licence-restricted: docs/licensing.md).
 //! - [`demo`]: the edge configuration for a simulated fleet, used by
 //!   `dcmms-demo` and the end-to-end tests.
 //! - [`error`]: the library's error type ([`SimError`]).
@@ -38,6 +42,7 @@
 
 pub mod demo;
 pub mod device;
+pub mod dnp3;
 pub mod error;
 pub mod modbus;
 pub mod mqtt;

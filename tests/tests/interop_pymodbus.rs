@@ -70,6 +70,7 @@ async fn sunspec_discovery_against_pymodbus_yields_the_known_points_and_scaled_v
         modbus_rtu: None,
         mqtt: None,
         opcua: None,
+        dnp3: None,
         discover: Some(Discovery::Sunspec),
         discovered: Default::default(),
         report: None,

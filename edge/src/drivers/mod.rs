@@ -4,6 +4,8 @@
 //! [`Reading`] on a channel; it never blocks on another device. Each protocol
 //! lives in its own folder behind its own cargo feature.
 
+/// Always built, like `opcua`: the driver itself is behind feature `dnp3`.
+pub mod dnp3;
 #[cfg(feature = "modbus")]
 pub mod modbus;
 /// Always built: its configuration types are validated by every build.

@@ -5,6 +5,9 @@
 //! publishes a weather station's readings to an MQTT broker. `dcmms-sim
 //! opcua` serves a wind turbine over OPC UA (built with feature `opcua`).
 //! `dcmms-sim proxy` puts link faults in front of any TCP device.
+//! `dcmms-sim dnp3` serves a substation revenue meter and recloser as a
+//! DNP3 outstation (built with feature `dnp3`; the `dnp3` crate is licensed
+//! for non-commercial, non-production use only, docs/licensing.md).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -44,6 +47,17 @@ enum Command {
     #[cfg(not(feature = "opcua"))]
     #[command(disable_help_flag = true)]
     Opcua {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+    /// Serve a simulated 33 kV substation revenue meter and recloser as a
+    /// DNP3 outstation (licence-restricted test build).
+    #[cfg(feature = "dnp3")]
+    Dnp3(dcmms_simulators::dnp3::cli::Dnp3Args),
+    /// (Not in this build: rebuild with `--features dnp3`.)
+    #[cfg(not(feature = "dnp3"))]
+    #[command(disable_help_flag = true)]
+    Dnp3 {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         args: Vec<String>,
     },
@@ -184,6 +198,13 @@ async fn main() -> Result<()> {
         Command::Opcua { .. } => bail!(
             "this dcmms-sim was built without OPC UA: \
              cargo run -p dcmms-simulators --features opcua --bin dcmms-sim -- opcua …"
+        ),
+        #[cfg(feature = "dnp3")]
+        Command::Dnp3(args) => Ok(dcmms_simulators::dnp3::cli::run(args).await?),
+        #[cfg(not(feature = "dnp3"))]
+        Command::Dnp3 { .. } => bail!(
+            "this dcmms-sim was built without DNP3 (licence-restricted, see docs/licensing.md): \
+             cargo run -p dcmms-simulators --features dnp3 --bin dcmms-sim -- dnp3 …"
         ),
     }
 }
