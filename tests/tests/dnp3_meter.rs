@@ -569,3 +569,75 @@ async fn garbage_and_silence_are_survived_and_the_real_outstation_is_read_after_
     edge.stop().await;
     meter.stop().await;
 }
+
+/// The shared fault proxy (`simulators/src/proxy`) between master and
+/// outstation: slow replies within the response timeout only delay values;
+/// injected garbage breaks frames, and the master recovers by itself once
+/// the link is clean again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_replies_and_garbage_through_the_fault_proxy_are_survived() {
+    use dcmms_simulators::proxy::{FaultProxy, ProxyFaults};
+    let stop_sim = CancellationToken::new();
+    let meter = meter(true, false, &stop_sim).await;
+    let proxy = FaultProxy::start(
+        "127.0.0.1:0".parse().unwrap(),
+        meter.addr().to_string(),
+        ProxyFaults::none(),
+    )
+    .await
+    .unwrap();
+    let mut edge = Edge::start(
+        proxy.addr().port(),
+        "integrity_interval_ms = 300\nevent_poll_ms = 200\nresponse_timeout_ms = 1000",
+        &meter_points(),
+    );
+    edge.wait_sample("good values", "voltage_a", |s| s.quality == Quality::Good)
+        .await;
+
+    // Slow: every reply 300 ms late, inside the 1 s response timeout.
+    proxy.set_faults(ProxyFaults {
+        delay: Some(Duration::from_millis(300)),
+        ..ProxyFaults::none()
+    });
+    meter.set_analog(ai::FREQUENCY, 5012.0, ONLINE).unwrap();
+    // The newest matching sample may come from an integrity poll (time of
+    // receipt) rather than the event (device time): check value and quality.
+    let s = edge
+        .wait_sample("a changed value through slow replies", "frequency", |s| {
+            (s.value - 50.12).abs() < 1e-9
+        })
+        .await;
+    assert_eq!(s.quality, Quality::Good);
+    assert_eq!(gauge(&edge.metrics, "connected"), 1, "slow is not down");
+
+    // Garbage every second: frames break, the driver must not stall.
+    let bad_before = polls(&edge.metrics, "error") + polls(&edge.metrics, "bad_response");
+    proxy.set_faults(ProxyFaults {
+        garbage_every: Some(Duration::from_millis(500)),
+        ..ProxyFaults::none()
+    });
+    wait_until("garbage injected and noticed", LIMIT, || {
+        proxy.counters().garbage >= 3
+            && polls(&edge.metrics, "error") + polls(&edge.metrics, "bad_response") > bad_before
+    })
+    .await;
+
+    // Clean again: fresh values arrive without anyone touching the edge.
+    proxy.clear_faults();
+    let cleared = now_ms();
+    meter.set_analog(ai::FREQUENCY, 4987.0, ONLINE).unwrap();
+    let s = edge
+        .wait_sample("values after the garbage stopped", "frequency", |s| {
+            (s.value - 49.87).abs() < 1e-9 && s.ts_ms >= cleared
+        })
+        .await;
+    assert_eq!(s.quality, Quality::Good);
+    edge.wait_sample("every point good again", "energy_export", |s| {
+        s.quality == Quality::Good && s.ts_ms >= cleared
+    })
+    .await;
+
+    edge.stop().await;
+    proxy.stop().await;
+    meter.stop().await;
+}

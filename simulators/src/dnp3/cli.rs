@@ -52,6 +52,14 @@ pub struct Dnp3Args {
     /// flag set) and reclose after 2 s: class 1 events.
     #[arg(long)]
     pub trip_every_s: Option<u64>,
+    /// Fault (link, through the shared fault proxy): deliver every reply
+    /// this many milliseconds late.
+    #[arg(long)]
+    pub delay_ms: Option<u64>,
+    /// Fault (link, through the shared fault proxy): write 1–64 random
+    /// bytes into the reply stream this often (seconds).
+    #[arg(long)]
+    pub garbage_every_s: Option<u64>,
 }
 
 fn positive(name: &str, v: Option<u64>) -> Result<(), SimError> {
@@ -95,10 +103,20 @@ pub async fn run(args: Dnp3Args) -> Result<(), SimError> {
     positive("--drop-every-s", args.drop_every_s)?;
     positive("--gone-every-s", args.gone_every_s)?;
     positive("--trip-every-s", args.trip_every_s)?;
+    positive("--delay-ms", args.delay_ms)?;
+    positive("--garbage-every-s", args.garbage_every_s)?;
     let shutdown = CancellationToken::new();
+    // Link faults: the outstation moves to a free port and the shared
+    // fault proxy serves the public one.
+    let link_faults = crate::proxy::ProxyFaults {
+        delay: args.delay_ms.map(Duration::from_millis),
+        garbage_every: args.garbage_every_s.map(Duration::from_secs),
+        ..crate::proxy::ProxyFaults::none()
+    };
+    let proxied = link_faults.any();
     let cfg = MeterServerConfig {
         bind: args.bind,
-        port: args.port,
+        port: if proxied { 0 } else { args.port },
         outstation_address: args.outstation_address,
         master_address: args.master_address,
         model: MeterModel::new(args.seed, args.rated_kw),
@@ -108,12 +126,30 @@ pub async fn run(args: Dnp3Args) -> Result<(), SimError> {
         reject_time_sync: args.reject_time_sync,
     };
     let mut meter = RunningMeter::start(cfg, &shutdown).await?;
+    let proxy = if proxied {
+        let p = crate::proxy::FaultProxy::start_with_shutdown(
+            std::net::SocketAddr::new(args.bind, args.port),
+            meter.addr().to_string(),
+            link_faults,
+            &shutdown,
+        )
+        .await?;
+        println!(
+            "  link faults on {}: {:?} (outstation itself on {})",
+            p.addr(),
+            link_faults,
+            meter.addr()
+        );
+        Some(p)
+    } else {
+        None
+    };
     println!(
         "33 kV revenue meter + recloser ({} kW plant, seed {}): DNP3 outstation {} on {} (master {})",
         args.rated_kw,
         args.seed,
         args.outstation_address,
-        meter.addr(),
+        proxy.as_ref().map_or(meter.addr(), |p| p.addr()),
         args.master_address
     );
     for p in POINTS {
@@ -162,5 +198,9 @@ pub async fn run(args: Dnp3Args) -> Result<(), SimError> {
         }
     }
     meter.stop().await;
+    shutdown.cancel();
+    if let Some(p) = proxy {
+        p.wait().await;
+    }
     Ok(())
 }
