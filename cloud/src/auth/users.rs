@@ -136,7 +136,12 @@ pub async fn create(
         "INSERT INTO users (username, display_name, role, password_hash, active, created_ms, updated_ms, version) \
          VALUES ($1, $2, $3, $4, $5, $6, $6, 1) RETURNING id")
         .bind(username).bind(display_name).bind(role.as_str()).bind(&hash).bind(true).bind(now)
-        .fetch_one(c).await)?;
+        .fetch_one(c).await)
+        .map_err(|e| match &e {
+            // Lost a race with a concurrent create of the same name.
+            sqlx::Error::Database(d) if d.is_unique_violation() => UserError::Taken(username.to_string()),
+            _ => UserError::Db(e),
+        })?;
     let user = User {
         id,
         username: username.to_string(),
