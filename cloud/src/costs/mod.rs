@@ -5,7 +5,7 @@
 //! CANCELLED its costs are locked (409 `work-order-final`).
 //!
 //! - this file: the records, their validation and the store;
-//! - [`handlers`]: `/api/v1/work-orders/{id}/time-entries|external-costs|costs`,
+//! - [`handlers`]: the `/api/v1/work-orders/{id}/time-entries`, `…/external-costs`, `…/costs`,
 //!   `/api/v1/time-entries…`, `/api/v1/external-costs…`.
 
 pub mod handlers;
