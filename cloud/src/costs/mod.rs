@@ -342,16 +342,22 @@ pub async fn rollup(db: &Db, wo_id: i64) -> Result<CostRollup, AppError> {
         .await?
         .ok_or_else(|| AppError::not_found("work order", wo_id))?;
     let locked = !wo.lifecycle_status()?.costs_open();
-    let (labour_minutes, labour_paise): (i64, i64) = on_db!(db, p => sqlx::query_as(
-        "SELECT CAST(COALESCE(SUM(minutes), 0) AS BIGINT), CAST(COALESCE(SUM(cost_paise), 0) AS BIGINT) FROM time_entries WHERE work_order_id = $1")
-        .bind(wo_id).fetch_one(p).await)?;
-    let (parts_paise, parts_reserved_paise): (i64, i64) = on_db!(db, p => sqlx::query_as(
-        "SELECT CAST(COALESCE(SUM(CASE WHEN state = 'consumed' THEN quantity * unit_cost_paise ELSE 0 END), 0) AS BIGINT), \
-                CAST(COALESCE(SUM(CASE WHEN state = 'reserved' THEN quantity * unit_cost_paise ELSE 0 END), 0) AS BIGINT) \
-         FROM reservations WHERE work_order_id = $1")
-        .bind(wo_id).fetch_one(p).await)?;
-    let (external_paise,): (i64,) = on_db!(db, p => sqlx::query_as(
-        "SELECT CAST(COALESCE(SUM(amount_paise), 0) AS BIGINT) FROM external_costs WHERE work_order_id = $1")
+    // One statement, so one snapshot: the parts of the total agree.
+    let (labour_minutes, labour_paise, parts_paise, parts_reserved_paise, external_paise): (
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+    ) = on_db!(db, p => sqlx::query_as(
+        "SELECT \
+           (SELECT CAST(COALESCE(SUM(minutes), 0) AS BIGINT) FROM time_entries WHERE work_order_id = $1), \
+           (SELECT CAST(COALESCE(SUM(cost_paise), 0) AS BIGINT) FROM time_entries WHERE work_order_id = $1), \
+           (SELECT CAST(COALESCE(SUM(quantity * unit_cost_paise), 0) AS BIGINT) FROM reservations \
+              WHERE work_order_id = $1 AND state = 'consumed'), \
+           (SELECT CAST(COALESCE(SUM(quantity * unit_cost_paise), 0) AS BIGINT) FROM reservations \
+              WHERE work_order_id = $1 AND state = 'reserved'), \
+           (SELECT CAST(COALESCE(SUM(amount_paise), 0) AS BIGINT) FROM external_costs WHERE work_order_id = $1)")
         .bind(wo_id).fetch_one(p).await)?;
     Ok(CostRollup {
         work_order_id: wo_id,
