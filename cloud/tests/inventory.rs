@@ -718,6 +718,52 @@ async fn scenario(ctx: &Ctx) {
         );
     }
     assert!(audit::verify(&ctx.db).await.is_ok());
+
+    // Every new endpoint is in the OpenAPI document.
+    let (s, doc) = call(&ctx.router, Method::GET, "/api/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    for (path, method) in [
+        ("/api/v1/parts", "get"),
+        ("/api/v1/parts", "post"),
+        ("/api/v1/parts/{id}", "get"),
+        ("/api/v1/parts/{id}", "patch"),
+        ("/api/v1/stores", "get"),
+        ("/api/v1/stores", "post"),
+        ("/api/v1/stores/{id}", "get"),
+        ("/api/v1/stores/{id}/receipts", "post"),
+        ("/api/v1/stores/{id}/adjustments", "post"),
+        ("/api/v1/stock", "get"),
+        ("/api/v1/stores/{id}/stock/{part_id}", "get"),
+        ("/api/v1/stores/{id}/stock/{part_id}", "patch"),
+        ("/api/v1/work-orders/{id}/reservations", "post"),
+        ("/api/v1/reservations", "get"),
+        ("/api/v1/reservations/{id}", "get"),
+        ("/api/v1/reservations/{id}/release", "post"),
+        ("/api/v1/notifications", "get"),
+        ("/api/v1/work-orders/{id}/time-entries", "post"),
+        ("/api/v1/time-entries", "get"),
+        ("/api/v1/time-entries/{id}", "delete"),
+        ("/api/v1/work-orders/{id}/external-costs", "post"),
+        ("/api/v1/external-costs", "get"),
+        ("/api/v1/external-costs/{id}", "delete"),
+        ("/api/v1/work-orders/{id}/costs", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from OpenAPI"
+        );
+    }
+    for schema in [
+        "Part",
+        "Stock",
+        "Reservation",
+        "Notification",
+        "TimeEntry",
+        "ExternalCost",
+        "CostRollup",
+    ] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
 }
 
 /// 20 concurrent reservations of 1 unit against a stock of 7: exactly 7
