@@ -23,6 +23,11 @@
 //!   (docs/specs/completeness.md).
 //! - [`work_orders`]: the work-order lifecycle
 //!   (docs/specs/work-order-lifecycle.md).
+//! - [`inventory`]: parts catalogue, stores, stock (never negative),
+//!   reservations consumed on COMPLETE and released on CANCEL, reorder
+//!   notifications (docs/specs/inventory-and-costs.md).
+//! - [`costs`]: labour time entries, external costs, the per-work-order
+//!   cost rollup; locked once the order is CLOSED.
 //! - [`seed`]: the demo's users, site, asset tree and work orders.
 //! - [`testing`]: helpers for tests against a real database.
 //! - [`http`]: router ([`http::app`]), state, pagination, problem+json
@@ -36,10 +41,12 @@ pub mod audit;
 pub mod auth;
 pub mod completeness;
 pub mod config;
+pub mod costs;
 pub mod db;
 pub mod gateways;
 pub mod http;
 pub mod ingest;
+pub mod inventory;
 pub mod partitions;
 pub mod retention;
 pub mod seed;

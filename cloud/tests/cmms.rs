@@ -619,7 +619,7 @@ fn endpoints(
     wo: i64,
     n: usize,
 ) -> Vec<(Method, String, Option<Value>, Option<Permission>)> {
-    vec![
+    let mut v = vec![
         (Method::GET, "/api/v1/auth/me".into(), None, None),
         (
             Method::GET,
@@ -749,6 +749,127 @@ fn endpoints(
             None,
             Some(Permission::ReadAudit),
         ),
+    ];
+    v.extend(inventory_endpoints(site, wo, n));
+    v
+}
+
+/// The parts, stock and cost endpoints. The walk's store is id 1 and its
+/// part id 1 (created first on a fresh database by `role_walk`). Bodies
+/// that are invalid (quantity 0, an unknown id, a stale version) are
+/// refused after the permission check, so allowed roles see 400/404/409.
+fn inventory_endpoints(
+    site: i64,
+    wo: i64,
+    n: usize,
+) -> Vec<(Method, String, Option<Value>, Option<Permission>)> {
+    let (store, part) = (1, 1);
+    let read = Some(Permission::Read);
+    let inv = Some(Permission::ManageInventory);
+    let exec = Some(Permission::ExecuteWorkOrder);
+    let edit = Some(Permission::EditWorkOrder);
+    vec![
+        (Method::GET, "/api/v1/parts".into(), None, read),
+        (
+            Method::POST,
+            "/api/v1/parts".into(),
+            Some(
+                json!({"part_number": format!("P-{n}"), "name": "Fuse 32 A", "unit": "each", "unit_cost_paise": 4999}),
+            ),
+            inv,
+        ),
+        (Method::GET, format!("/api/v1/parts/{part}"), None, read),
+        (
+            Method::PATCH,
+            format!("/api/v1/parts/{part}"),
+            Some(json!({"version": 999_999})),
+            inv,
+        ),
+        (Method::GET, "/api/v1/stores".into(), None, read),
+        (
+            Method::POST,
+            "/api/v1/stores".into(),
+            Some(json!({"site_id": site, "name": format!("Store {n}")})),
+            inv,
+        ),
+        (Method::GET, format!("/api/v1/stores/{store}"), None, read),
+        (
+            Method::POST,
+            format!("/api/v1/stores/{store}/receipts"),
+            Some(json!({"part_id": part, "quantity": 1, "reference": "GRN"})),
+            inv,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/stores/{store}/adjustments"),
+            Some(json!({"part_id": part, "delta": 0, "reason": "count"})),
+            inv,
+        ),
+        (Method::GET, "/api/v1/stock".into(), None, read),
+        (
+            Method::GET,
+            format!("/api/v1/stores/{store}/stock/{part}"),
+            None,
+            read,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/stores/{store}/stock/{part}"),
+            Some(json!({"version": 999_999, "reorder_point": 1})),
+            inv,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/work-orders/{wo}/reservations"),
+            Some(json!({"store_id": store, "part_id": part, "quantity": 0})),
+            exec,
+        ),
+        (Method::GET, "/api/v1/reservations".into(), None, read),
+        (
+            Method::GET,
+            "/api/v1/reservations/999999".into(),
+            None,
+            read,
+        ),
+        (
+            Method::POST,
+            "/api/v1/reservations/999999/release".into(),
+            None,
+            exec,
+        ),
+        (Method::GET, "/api/v1/notifications".into(), None, read),
+        (
+            Method::POST,
+            format!("/api/v1/work-orders/{wo}/time-entries"),
+            Some(json!({"minutes": 0, "hourly_rate_paise": 50000})),
+            exec,
+        ),
+        (Method::GET, "/api/v1/time-entries".into(), None, read),
+        (
+            Method::DELETE,
+            "/api/v1/time-entries/999999".into(),
+            None,
+            exec,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/work-orders/{wo}/external-costs"),
+            Some(json!({"vendor": "", "amount_paise": 1})),
+            edit,
+        ),
+        (Method::GET, "/api/v1/external-costs".into(), None, read),
+        (
+            Method::DELETE,
+            "/api/v1/external-costs/999999".into(),
+            None,
+            edit,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/work-orders/{wo}/costs"),
+            None,
+            read,
+        ),
     ]
 }
 
@@ -763,6 +884,33 @@ async fn role_walk(ctx: &Ctx) {
         )
         .await;
     let site = site["id"].as_i64().unwrap();
+    // The store and part the inventory endpoints use (ids 1 and 1).
+    let (s, store) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/stores",
+            Some(&admin),
+            Some(json!({"site_id": site, "name": "Main store"})),
+        )
+        .await;
+    assert_eq!(
+        (s, store["id"].as_i64()),
+        (StatusCode::CREATED, Some(1)),
+        "{store}"
+    );
+    let (s, part) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/parts",
+            Some(&admin),
+            Some(json!({"part_number": "WALK-1", "name": "Fan", "unit": "each", "unit_cost_paise": 100})),
+        )
+        .await;
+    assert_eq!(
+        (s, part["id"].as_i64()),
+        (StatusCode::CREATED, Some(1)),
+        "{part}"
+    );
     let (_, asset) = ctx
         .call(
             Method::POST,

@@ -391,7 +391,7 @@ async fn site_in_tx(tx: &mut WriteTx<'_>, id: i64) -> Result<Option<Site>, AppEr
     r.map(site_of).transpose()
 }
 
-fn conflict_if_duplicate(e: sqlx::Error, field: &str) -> AppError {
+pub(crate) fn conflict_if_duplicate(e: sqlx::Error, field: &str) -> AppError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict {
             kind: "duplicate",

@@ -6,11 +6,13 @@ pub mod params;
 pub mod problem;
 
 use crate::db::{Caches, Db};
-use crate::{assets, audit, auth, completeness, gateways, ingest, telemetry, work_orders};
+use crate::{
+    assets, audit, auth, completeness, costs, gateways, ingest, inventory, telemetry, work_orders,
+};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Query, State};
 use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use metrics::CloudMetrics;
 use params::Params;
@@ -74,7 +76,7 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "dCMMS cloud API", description = "Telemetry ingest, the telemetry read API, and the CMMS: users, sites, assets, work orders, audit."),
+    info(title = "dCMMS cloud API", description = "Telemetry ingest, the telemetry read API, and the CMMS: users, sites, assets, work orders, parts and inventory, labour and costs, audit."),
     paths(
         ingest::handler::ingest,
         telemetry::handlers::list_devices,
@@ -105,6 +107,30 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         work_orders::handlers::edit,
         work_orders::handlers::transition,
         work_orders::handlers::history,
+        inventory::handlers::create_part,
+        inventory::handlers::list_parts,
+        inventory::handlers::get_part,
+        inventory::handlers::update_part,
+        inventory::handlers::create_store,
+        inventory::handlers::list_stores,
+        inventory::handlers::get_store,
+        inventory::handlers::receive,
+        inventory::handlers::adjust,
+        inventory::handlers::list_stock,
+        inventory::handlers::get_stock,
+        inventory::handlers::update_stock,
+        inventory::handlers::reserve,
+        inventory::handlers::list_reservations,
+        inventory::handlers::get_reservation,
+        inventory::handlers::release,
+        inventory::handlers::list_notifications,
+        costs::handlers::add_time_entry,
+        costs::handlers::list_time_entries,
+        costs::handlers::delete_time_entry,
+        costs::handlers::add_external,
+        costs::handlers::list_external,
+        costs::handlers::delete_external,
+        costs::handlers::rollup,
         audit::handlers::list,
         audit::handlers::verify,
     ),
@@ -119,7 +145,11 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         assets::AssetPoint, assets::handlers::PointLink,
         work_orders::store::WorkOrder, work_orders::store::NewWorkOrder, work_orders::store::WorkOrderEdit,
         work_orders::store::Kind, work_orders::store::HistoryEntry, work_orders::Reason, work_orders::Action,
-        work_orders::handlers::TransitionRequest, audit::AuditEntry, audit::handlers::Verification)),
+        work_orders::handlers::TransitionRequest, audit::AuditEntry, audit::handlers::Verification,
+        inventory::Part, inventory::NewPart, inventory::PartEdit, inventory::Store, inventory::NewStore,
+        inventory::Stock, inventory::Receipt, inventory::Adjustment, inventory::StockSettings,
+        inventory::Reservation, inventory::NewReservation, inventory::Notification,
+        costs::TimeEntry, costs::NewTimeEntry, costs::ExternalCost, costs::NewExternalCost, costs::CostRollup)),
     modifiers(&SecurityAddon),
 )]
 #[derive(Debug)]
@@ -211,6 +241,80 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .route(
             "/api/v1/work-orders/{id}/history",
             get(work_orders::handlers::history),
+        )
+        .route(
+            "/api/v1/parts",
+            get(inventory::handlers::list_parts).post(inventory::handlers::create_part),
+        )
+        .route(
+            "/api/v1/parts/{id}",
+            get(inventory::handlers::get_part).patch(inventory::handlers::update_part),
+        )
+        .route(
+            "/api/v1/stores",
+            get(inventory::handlers::list_stores).post(inventory::handlers::create_store),
+        )
+        .route("/api/v1/stores/{id}", get(inventory::handlers::get_store))
+        .route(
+            "/api/v1/stores/{id}/receipts",
+            post(inventory::handlers::receive),
+        )
+        .route(
+            "/api/v1/stores/{id}/adjustments",
+            post(inventory::handlers::adjust),
+        )
+        .route(
+            "/api/v1/stores/{id}/stock/{part_id}",
+            get(inventory::handlers::get_stock).patch(inventory::handlers::update_stock),
+        )
+        .route("/api/v1/stock", get(inventory::handlers::list_stock))
+        .route(
+            "/api/v1/work-orders/{id}/reservations",
+            post(inventory::handlers::reserve),
+        )
+        .route(
+            "/api/v1/reservations",
+            get(inventory::handlers::list_reservations),
+        )
+        .route(
+            "/api/v1/reservations/{id}",
+            get(inventory::handlers::get_reservation),
+        )
+        .route(
+            "/api/v1/reservations/{id}/release",
+            post(inventory::handlers::release),
+        )
+        .route(
+            "/api/v1/notifications",
+            get(inventory::handlers::list_notifications),
+        )
+        .route(
+            "/api/v1/work-orders/{id}/time-entries",
+            post(costs::handlers::add_time_entry),
+        )
+        .route(
+            "/api/v1/time-entries",
+            get(costs::handlers::list_time_entries),
+        )
+        .route(
+            "/api/v1/time-entries/{id}",
+            delete(costs::handlers::delete_time_entry),
+        )
+        .route(
+            "/api/v1/work-orders/{id}/external-costs",
+            post(costs::handlers::add_external),
+        )
+        .route(
+            "/api/v1/external-costs",
+            get(costs::handlers::list_external),
+        )
+        .route(
+            "/api/v1/external-costs/{id}",
+            delete(costs::handlers::delete_external),
+        )
+        .route(
+            "/api/v1/work-orders/{id}/costs",
+            get(costs::handlers::rollup),
         )
         .route("/api/v1/audit", get(audit::handlers::list))
         .route("/api/v1/audit/verify", get(audit::handlers::verify))

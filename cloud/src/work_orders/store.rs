@@ -288,6 +288,53 @@ async fn history(
         .execute(c).await.map(|_| ()))
 }
 
+/// Takes a work order for a cost change (time entry, external cost, parts
+/// reservation) inside `tx`: 404 if absent, 409 `work-order-final` once it
+/// is CLOSED or CANCELLED. The no-op `UPDATE` locks the row on Postgres
+/// until `tx` ends, so a concurrent close either waits for this change or
+/// makes this change see CLOSED (on SQLite the writer queue serialises).
+///
+/// A technician not assigned to the order is refused (403) before its
+/// state is revealed, as in the lifecycle.
+pub async fn lock_for_costs(
+    tx: &mut WriteTx<'_>,
+    who: &Principal,
+    id: i64,
+    what: &str,
+) -> Result<WorkOrder, AppError> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE work_orders SET updated_ms = updated_ms WHERE id = $1 AND status NOT IN ('CLOSED', 'CANCELLED')")
+        .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    let wo = get_in_tx(tx, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("work order", id))?;
+    check_assignee(who, &wo, what)?;
+    if n == 0 {
+        return Err(AppError::Conflict {
+            kind: "work-order-final",
+            detail: format!(
+                "work order {id} is {}: its labour, parts and external costs are locked",
+                wo.status
+            ),
+            field: None,
+        });
+    }
+    Ok(wo)
+}
+
+/// A technician may act only on work orders assigned to them (403).
+pub fn check_assignee(who: &Principal, wo: &WorkOrder, what: &str) -> Result<(), AppError> {
+    if who.role == crate::auth::Role::Technician && wo.assignee_id != Some(who.user_id) {
+        return Err(AppError::Forbidden {
+            detail: format!(
+                "a technician may only {what} on work orders assigned to them (work order {} is not)",
+                wo.id
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Creates a work order in REQUESTED.
 pub async fn create(
     db: &Db,
@@ -446,6 +493,13 @@ pub async fn apply(
         return Err(AppError::stale(version, version + 1));
     }
     history(&mut tx, id, now, who.user_id, Some(from), to, comment).await?;
+    // Parts follow the order in the same transaction: COMPLETE consumes its
+    // reservations, CANCEL releases them (docs/specs/inventory-and-costs.md).
+    match to {
+        Status::Completed => crate::inventory::consume_for(&mut tx, &who.actor(), id, now).await?,
+        Status::Cancelled => crate::inventory::release_for(&mut tx, &who.actor(), id, now).await?,
+        _ => {}
+    }
     let after = get_in_tx(&mut tx, id)
         .await?
         .ok_or_else(|| AppError::not_found("work order", id))?;
