@@ -6,6 +6,7 @@ pub mod params;
 pub mod problem;
 
 use crate::db::{Caches, Db};
+use crate::pm::handlers::PmDoc;
 use crate::{assets, audit, auth, completeness, gateways, ingest, telemetry, work_orders};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Query, State};
 use axum::http::{Request, StatusCode, header};
@@ -120,7 +121,7 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         work_orders::store::WorkOrder, work_orders::store::NewWorkOrder, work_orders::store::WorkOrderEdit,
         work_orders::store::Kind, work_orders::store::HistoryEntry, work_orders::Reason, work_orders::Action,
         work_orders::handlers::TransitionRequest, audit::AuditEntry, audit::handlers::Verification)),
-    modifiers(&SecurityAddon),
+    modifiers(&SecurityAddon, &PmDoc),
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -212,6 +213,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
             "/api/v1/work-orders/{id}/history",
             get(work_orders::handlers::history),
         )
+        .merge(crate::pm::handlers::routes())
         .route("/api/v1/audit", get(audit::handlers::list))
         .route("/api/v1/audit/verify", get(audit::handlers::verify))
         .route("/api/v1/openapi.json", get(openapi_json))
