@@ -8,7 +8,7 @@
 //!   once per occurrence (unique key in `pm_occurrences`), with the catch-up
 //!   policy after downtime; and the background task;
 //! - [`compliance`]: PM compliance per SMRP 5.4.1 with the grace rule;
-//! - [`handlers`]: `/api/v1/pm/…`.
+//! - [`handlers`]: the `/api/v1/pm/…` endpoints.
 
 pub mod compliance;
 pub mod generate;

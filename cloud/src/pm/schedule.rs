@@ -344,6 +344,7 @@ impl Recurrence {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
