@@ -547,6 +547,24 @@ async fn scenario(ctx: &Ctx) {
         "{b}"
     );
 
+    // A schedule change restarts the plan now: the new schedule's
+    // occurrences are generated even before the old schedule's last one.
+    let now = dcmms_cloud::gateways::now_ms();
+    let (s, b) = ctx
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/pm/plans/{daily_id}"),
+            Some(&admin),
+            Some(json!({"version": 2, "active": true, "horizon_days": 40,
+                "schedule": {"type": "calendar", "every": 1, "unit": "month", "anchor_ms": now + 2 * DAY}})),
+        )
+        .await;
+    assert_eq!((s, b["version"].as_i64()), (StatusCode::OK, Some(3)), "{b}");
+    assert!(b["from_ms"].as_i64().unwrap() >= now, "{b}");
+    let r = ctx.generate(now).await;
+    assert_eq!((r.generated, r.missed), (2, 0), "{r:?}");
+    assert_eq!(ctx.occurrences(&tech, daily_id).await.len(), 20);
+
     // Generation through the API; the audit log shows system:pm and stays intact.
     let (s, b) = ctx
         .call(Method::POST, "/api/v1/pm/generate", Some(&tech), None)

@@ -112,9 +112,11 @@ async fn calendar_plan(
     else {
         return Ok(());
     };
+    // Only occurrences recorded since the plan (re)started count: after a
+    // schedule change the old schedule's keys say nothing about the new one.
     let last: Option<(Option<i64>,)> = crate::on_db!(db, p => sqlx::query_as(
-        "SELECT MAX(occurrence_key) FROM pm_occurrences WHERE plan_id = $1")
-        .bind(plan.id).fetch_optional(p).await)?;
+        "SELECT MAX(occurrence_key) FROM pm_occurrences WHERE plan_id = $1 AND created_ms >= $2")
+        .bind(plan.id).bind(plan.from_ms).fetch_optional(p).await)?;
     let last = last.and_then(|(k,)| k);
     let after = last.unwrap_or(i64::MIN).max(plan.from_ms - 1);
     let until = now.saturating_add(plan.horizon_days * DAY_MS);
