@@ -28,6 +28,9 @@
 //!   notifications (docs/specs/inventory-and-costs.md).
 //! - [`costs`]: labour time entries, external costs, the per-work-order
 //!   cost rollup; locked once the order is CLOSED.
+//! - [`pm`]: preventive maintenance: plans, generation ahead over a
+//!   horizon (background task every 10 min), compliance
+//!   (docs/specs/preventive-maintenance.md).
 //! - [`seed`]: the demo's users, site, asset tree and work orders.
 //! - [`testing`]: helpers for tests against a real database.
 //! - [`http`]: router ([`http::app`]), state, pagination, problem+json
@@ -48,6 +51,7 @@ pub mod http;
 pub mod ingest;
 pub mod inventory;
 pub mod partitions;
+pub mod pm;
 pub mod retention;
 pub mod seed;
 pub mod telemetry;
@@ -86,6 +90,7 @@ pub struct RunningCloud {
     pub metrics: Arc<http::metrics::CloudMetrics>,
     task: JoinHandle<std::io::Result<()>>,
     retention: JoinHandle<()>,
+    pm: JoinHandle<()>,
 }
 
 impl RunningCloud {
@@ -104,13 +109,17 @@ impl RunningCloud {
         if let Err(e) = self.retention.await {
             tracing::warn!(error = %e, "retention task ended abnormally");
         }
+        if let Err(e) = self.pm.await {
+            tracing::warn!(error = %e, "PM generation task ended abnormally");
+        }
         self.db.close().await;
         res
     }
 }
 
 /// Opens the database, binds the listener and serves until `shutdown`;
-/// runs the retention task ([`retention::spawn`]) alongside.
+/// runs the retention task ([`retention::spawn`]) and PM generation
+/// ([`pm::generate::spawn`]) alongside.
 pub async fn start(
     cfg: &CloudConfig,
     shutdown: CancellationToken,
@@ -136,6 +145,7 @@ pub async fn start(
         cfg.retention_days,
         shutdown.clone(),
     );
+    let pm = pm::generate::spawn(db.clone(), caches.clone(), shutdown.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -149,5 +159,6 @@ pub async fn start(
         metrics,
         task,
         retention,
+        pm,
     })
 }

@@ -737,6 +737,50 @@ fn endpoints(
             Some(json!({"version": 999_999, "action": "approve"})),
             Some(Permission::ApproveWorkOrder),
         ),
+        // PM: plan 1 is the (inactive) plan `role_walk` creates.
+        (
+            Method::GET,
+            "/api/v1/pm/plans".into(),
+            None,
+            Some(Permission::Read),
+        ),
+        (
+            Method::POST,
+            "/api/v1/pm/plans".into(),
+            Some(json!({"site_id": site, "title": "PM", "active": false,
+                "schedule": {"type": "calendar", "every": 1, "unit": "month", "anchor_ms": 0}})),
+            Some(Permission::ManagePreventivePlans),
+        ),
+        (
+            Method::GET,
+            "/api/v1/pm/plans/1".into(),
+            None,
+            Some(Permission::Read),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/pm/plans/1".into(),
+            Some(json!({"version": 999_999})),
+            Some(Permission::ManagePreventivePlans),
+        ),
+        (
+            Method::GET,
+            "/api/v1/pm/plans/1/occurrences".into(),
+            None,
+            Some(Permission::Read),
+        ),
+        (
+            Method::POST,
+            "/api/v1/pm/generate".into(),
+            None,
+            Some(Permission::ManagePreventivePlans),
+        ),
+        (
+            Method::GET,
+            "/api/v1/pm/compliance?from=0&to=1".into(),
+            None,
+            Some(Permission::Read),
+        ),
         (
             Method::GET,
             "/api/v1/audit".into(),
@@ -929,6 +973,20 @@ async fn role_walk(ctx: &Ctx) {
         )
         .await;
     let wo = wo["id"].as_i64().unwrap();
+    let (s, plan) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/pm/plans",
+            Some(&admin),
+            Some(json!({"site_id": site, "title": "PM", "active": false,
+                "schedule": {"type": "calendar", "every": 1, "unit": "month", "anchor_ms": 0}})),
+        )
+        .await;
+    assert_eq!(
+        (s, plan["id"].as_i64()),
+        (StatusCode::CREATED, Some(1)),
+        "{plan}"
+    );
     let mut n = 0;
     let mut checked = 0;
     for role in Role::ALL {

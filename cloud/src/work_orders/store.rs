@@ -342,26 +342,40 @@ pub async fn create(
     who: &Principal,
     n: &NewWorkOrder,
 ) -> Result<WorkOrder, AppError> {
+    let mut tx = db.write(caches).await?;
+    let wo = create_in_tx(&mut tx, who.user_id, &who.actor(), n, now_ms()).await?;
+    tx.commit().await?;
+    Ok(wo)
+}
+
+/// Creates a work order in REQUESTED inside `tx` (history row and audit
+/// record included), created by user `created_by`, audited as `actor`;
+/// the caller commits. Used by [`create`] and by PM generation.
+pub async fn create_in_tx(
+    tx: &mut WriteTx<'_>,
+    created_by: i64,
+    actor: &str,
+    n: &NewWorkOrder,
+    now: i64,
+) -> Result<WorkOrder, AppError> {
     let priority = n.priority.unwrap_or(3);
     check_text(&n.title, &n.description, priority)?;
-    let now = now_ms();
-    let mut tx = db.write(caches).await?;
-    check_refs(&mut tx, n.site_id, n.asset_id, n.assignee_id).await?;
+    check_refs(tx, n.site_id, n.asset_id, n.assignee_id).await?;
     let (id,): (i64,) = on_tx!(tx, c => sqlx::query_as(
         "INSERT INTO work_orders (site_id, asset_id, kind, title, description, priority, status, status_reason, assignee_id, due_ms, created_by, created_ms, updated_ms, version) \
          VALUES ($1, $2, $3, $4, $5, $6, 'REQUESTED', NULL, $7, $8, $9, $10, $10, 1) RETURNING id")
         .bind(n.site_id).bind(n.asset_id).bind(n.kind.as_str()).bind(&n.title).bind(&n.description).bind(priority)
-        .bind(n.assignee_id).bind(n.due_ms).bind(who.user_id).bind(now)
+        .bind(n.assignee_id).bind(n.due_ms).bind(created_by).bind(now)
         .fetch_one(c).await)?;
-    history(&mut tx, id, now, who.user_id, None, Status::Requested, "").await?;
-    let wo = get_in_tx(&mut tx, id)
+    history(tx, id, now, created_by, None, Status::Requested, "").await?;
+    let wo = get_in_tx(tx, id)
         .await?
         .ok_or_else(|| AppError::not_found("work order", id))?;
     audit::record(
-        &mut tx,
+        tx,
         now,
         audit::Change {
-            actor: &who.actor(),
+            actor,
             action: "create",
             entity: "work_order",
             entity_id: &id.to_string(),
@@ -370,7 +384,6 @@ pub async fn create(
         },
     )
     .await?;
-    tx.commit().await?;
     Ok(wo)
 }
 

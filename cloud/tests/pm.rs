@@ -1,0 +1,599 @@
+//! Preventive maintenance, one scenario run against SQLite always and
+//! against Postgres with `--features postgres-tests`: a calendar plan
+//! generates exactly its occurrences over the horizon, regeneration and
+//! concurrent generation create nothing twice, the catch-up policy after
+//! downtime, a meter plan at its threshold and not before, and compliance
+//! over a constructed history (docs/specs/preventive-maintenance.md).
+#![allow(clippy::unwrap_used)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use dcmms_cloud::auth::{Role, users};
+use dcmms_cloud::http::metrics::CloudMetrics;
+use dcmms_cloud::http::{AppState, app};
+use dcmms_cloud::pm::generate::{GenerateReport, generate};
+use dcmms_cloud::{Db, audit, on_db, testing};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const PASSWORD: &str = "correct horse battery staple";
+const DAY: i64 = 86_400_000;
+const HOUR: i64 = 3_600_000;
+
+struct Ctx {
+    db: Db,
+    caches: Arc<dcmms_cloud::db::Caches>,
+    router: axum::Router,
+}
+
+impl Ctx {
+    async fn new(url: &str) -> Ctx {
+        let db = Db::connect(url).await.unwrap();
+        let state = AppState::new(db.clone(), Arc::new(CloudMetrics::default()));
+        Ctx {
+            caches: state.caches.clone(),
+            router: app(state, 1 << 20),
+            db,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn user(&self, name: &str, role: Role) -> (i64, String) {
+        let u = users::create(
+            &self.db,
+            &self.caches,
+            "system:test",
+            name,
+            name,
+            role,
+            PASSWORD,
+        )
+        .await
+        .unwrap();
+        let (s, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": name, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        (u.id, body["token"].as_str().unwrap().to_string())
+    }
+
+    async fn generate(&self, now: i64) -> GenerateReport {
+        let r = generate(&self.db, &self.caches, now).await.unwrap();
+        assert!(r.failed_plans.is_empty(), "{r:?}");
+        r
+    }
+
+    async fn occurrences(&self, token: &str, plan: i64) -> Vec<Value> {
+        let (s, b) = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/pm/plans/{plan}/occurrences"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b["items"].as_array().unwrap().clone()
+    }
+
+    async fn site(&self, token: &str, code: &str) -> i64 {
+        let (s, b) = self
+            .call(
+                Method::POST,
+                "/api/v1/sites",
+                Some(token),
+                Some(json!({
+                    "code": code, "name": "Pavagada block 2", "kind": "solar",
+                    "ac_capacity_kw": 50000.0, "latitude": 14.1, "longitude": 77.3,
+                    "time_zone": "Asia/Kolkata", "grid_connection_point": "Pavagada 400 kV"
+                })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        b["id"].as_i64().unwrap()
+    }
+
+    /// Moves work order `id` through `actions` (starting from version 1).
+    async fn walk(&self, token: &str, id: i64, actions: &[&str]) {
+        for (i, a) in actions.iter().enumerate() {
+            let (s, b) = self
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/work-orders/{id}/transitions"),
+                    Some(token),
+                    Some(json!({"version": i + 1, "action": a})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{a}: {b}");
+        }
+    }
+
+    /// Completes work order `id` and sets its completion time to `at`.
+    async fn complete_at(&self, token: &str, id: i64, at: i64) {
+        self.walk(token, id, &["approve", "schedule", "start", "complete"])
+            .await;
+        let n = on_db!(&self.db, p => sqlx::query(
+            "UPDATE work_order_history SET at_ms = $1 WHERE work_order_id = $2 AND to_status = 'COMPLETED'")
+            .bind(at).bind(id).execute(p).await.unwrap().rows_affected());
+        assert_eq!(n, 1);
+    }
+
+    async fn compliance(&self, token: &str, query: &str) -> Value {
+        let (s, b) = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/pm/compliance?{query}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b
+    }
+}
+
+async fn scenario(ctx: &Ctx) {
+    let (admin_id, admin) = ctx.user("admin", Role::Admin).await;
+    let (_, sup) = ctx.user("sup", Role::Supervisor).await;
+    let (_, tech) = ctx.user("tech", Role::Technician).await;
+    let site = ctx.site(&admin, "PVG-02").await;
+    let site2 = ctx.site(&admin, "PVG-03").await;
+    let (s, inv) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/assets",
+            Some(&admin),
+            Some(json!({"site_id": site, "name": "INV-03", "class": "inverter"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{inv}");
+    let inv = inv["id"].as_i64().unwrap();
+
+    let t0 = dcmms_cloud::gateways::now_ms();
+    let anchor = t0 + DAY;
+    let weekly = json!({
+        "site_id": site, "asset_id": inv, "title": "Inverter PM: filters, torque check, IR scan",
+        "description": "Clean air filters; re-torque DC terminals; thermal scan.",
+        "schedule": {"type": "calendar", "every": 7, "unit": "day", "anchor_ms": anchor},
+        "horizon_days": 30, "grace_days": 2
+    });
+
+    // Permissions and validation naming the field.
+    let (s, b) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/pm/plans",
+            Some(&tech),
+            Some(weekly.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let mut bad = weekly.clone();
+    bad["schedule"]["every"] = json!(0);
+    let (s, b) = ctx
+        .call(Method::POST, "/api/v1/pm/plans", Some(&sup), Some(bad))
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("schedule.every")),
+        "{b}"
+    );
+    let mut bad = weekly.clone();
+    bad["schedule"] = json!({"type": "rrule", "rrule": "FREQ=YEARLY", "anchor_ms": anchor});
+    let (s, b) = ctx
+        .call(Method::POST, "/api/v1/pm/plans", Some(&sup), Some(bad))
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("schedule.rrule")),
+        "{b}"
+    );
+    let mut bad = weekly.clone();
+    bad["site_id"] = json!(site2);
+    let (s, b) = ctx
+        .call(Method::POST, "/api/v1/pm/plans", Some(&sup), Some(bad))
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("asset_id")),
+        "{b}"
+    );
+    let (s, plan) = ctx
+        .call(Method::POST, "/api/v1/pm/plans", Some(&admin), Some(weekly))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{plan}");
+    let plan_id = plan["id"].as_i64().unwrap();
+    assert_eq!(plan["version"], 1);
+    let (s, b) = ctx
+        .call(
+            Method::GET,
+            &format!("/api/v1/pm/plans/{plan_id}"),
+            Some(&tech),
+            None,
+        )
+        .await;
+    assert_eq!((s, &b), (StatusCode::OK, &plan));
+
+    // Generation over the 30-day horizon: occurrences at +1, +8, +15, +22, +29 days.
+    let r = ctx.generate(t0).await;
+    assert_eq!((r.generated, r.missed), (5, 0), "{r:?}");
+    let occ = ctx.occurrences(&tech, plan_id).await;
+    let due: Vec<i64> = occ.iter().map(|o| o["due_ms"].as_i64().unwrap()).collect();
+    assert_eq!(
+        due,
+        (0..5).map(|k| anchor + k * 7 * DAY).collect::<Vec<_>>()
+    );
+    let mut wo_ids = Vec::new();
+    for (o, d) in occ.iter().zip(&due) {
+        assert_eq!(o["status"], "generated");
+        let id = o["work_order_id"].as_i64().unwrap();
+        let (_, wo) = ctx
+            .call(
+                Method::GET,
+                &format!("/api/v1/work-orders/{id}"),
+                Some(&tech),
+                None,
+            )
+            .await;
+        assert_eq!(wo["kind"], "preventive");
+        assert_eq!(wo["status"], "REQUESTED");
+        assert_eq!(wo["due_ms"].as_i64(), Some(*d));
+        assert_eq!(wo["asset_id"].as_i64(), Some(inv));
+        assert_eq!(wo["created_by"].as_i64(), Some(admin_id));
+        wo_ids.push(id);
+    }
+    // Regenerating creates nothing new.
+    assert_eq!(ctx.generate(t0).await.generated, 0);
+    assert_eq!(ctx.generate(t0 + HOUR).await.generated, 0);
+
+    // Concurrent generators: a second plan (daily, on another site) and the
+    // next weekly occurrence (+36 d, inside the horizon at +8 d).
+    let (s, daily) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/pm/plans",
+            Some(&admin),
+            Some(json!({"site_id": site2, "title": "Daily walk-down", "kind": "inspection",
+                "schedule": {"type": "rrule", "rrule": "FREQ=DAILY", "anchor_ms": anchor}, "horizon_days": 10})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{daily}");
+    let daily_id = daily["id"].as_i64().unwrap();
+    let (a, b) = tokio::join!(
+        generate(&ctx.db, &ctx.caches, t0),
+        generate(&ctx.db, &ctx.caches, t0)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // Daily: +1 … +10 d.
+    assert_eq!(a.generated + b.generated, 10, "{a:?} {b:?}");
+    let (a, b) = tokio::join!(
+        generate(&ctx.db, &ctx.caches, t0 + 8 * DAY),
+        generate(&ctx.db, &ctx.caches, t0 + 8 * DAY)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // Daily: +11 … +18 d (horizon to +18 d); weekly: +36 d.
+    assert_eq!(a.generated + b.generated, 8 + 1, "{a:?} {b:?}");
+    assert_eq!(a.missed + b.missed, 0, "{a:?} {b:?}");
+    assert_eq!(ctx.occurrences(&tech, daily_id).await.len(), 18);
+    assert_eq!(ctx.occurrences(&tech, plan_id).await.len(), 6);
+    // The daily plan is switched off (a stale version is refused first).
+    let uri = format!("/api/v1/pm/plans/{daily_id}");
+    let (s, b) = ctx
+        .call(
+            Method::PATCH,
+            &uri,
+            Some(&admin),
+            Some(json!({"version": 7, "active": false})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::CONFLICT, Some("version")),
+        "{b}"
+    );
+    let (s, b) = ctx
+        .call(
+            Method::PATCH,
+            &uri,
+            Some(&admin),
+            Some(json!({"version": 1, "active": false})),
+        )
+        .await;
+    assert_eq!((s, b["version"].as_i64()), (StatusCode::OK, Some(2)), "{b}");
+
+    // Downtime: the next pass runs at +60 d. Past their grace (2 d): +43 and
+    // +50 are missed, +57 is the one owed (generated, late); +64 … +85 lie
+    // in the horizon (to +90 d).
+    let r = ctx.generate(t0 + 60 * DAY).await;
+    assert_eq!((r.generated, r.missed), (5, 2), "{r:?}");
+    let occ = ctx.occurrences(&tech, plan_id).await;
+    let got: Vec<(i64, &str, bool)> = occ
+        .iter()
+        .map(|o| {
+            (
+                (o["due_ms"].as_i64().unwrap() - anchor) / DAY,
+                o["status"].as_str().unwrap(),
+                o["work_order_id"].is_i64(),
+            )
+        })
+        .collect();
+    let mut want = vec![];
+    for k in 0..13 {
+        let d = k * 7;
+        let missed = d == 42 || d == 49;
+        want.push((d, if missed { "missed" } else { "generated" }, !missed));
+    }
+    assert_eq!(got, want);
+    assert_eq!(
+        ctx.generate(t0 + 60 * DAY).await,
+        GenerateReport {
+            plans: 1,
+            ..GenerateReport::default()
+        }
+    );
+
+    // Meter plan: every 500 running hours of the inverter.
+    on_db!(&ctx.db, p => sqlx::query("INSERT INTO gateways (id, name, secret_sha256, created_ms) VALUES ('gw-pm', 'gw', 'x', 0)")
+        .execute(p).await.unwrap().rows_affected());
+    let (point,): (i64,) = on_db!(&ctx.db, p => sqlx::query_as(
+        "INSERT INTO points (gateway_id, device, point, unit) VALUES ('gw-pm', 'inv3', 'run_hours', 'h') RETURNING id")
+        .fetch_one(p).await.unwrap());
+    let (s, b) = ctx
+        .call(
+            Method::POST,
+            &format!("/api/v1/assets/{inv}/points"),
+            Some(&admin),
+            Some(json!({"point_id": point, "role": "running_hours"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, meter) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/pm/plans",
+            Some(&admin),
+            Some(
+                json!({"site_id": site, "asset_id": inv, "title": "Fan replacement",
+                "schedule": {"type": "meter", "role": "running_hours", "every": 500.0}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{meter}");
+    assert_eq!(meter["grace_days"], 7);
+    let meter_id = meter["id"].as_i64().unwrap();
+    let sample = |ts: i64, v: f64| {
+        let db = ctx.db.clone();
+        let caches = ctx.caches.clone();
+        async move {
+            if let Db::Postgres(pool) = &db {
+                dcmms_cloud::partitions::ensure(
+                    pool,
+                    &caches,
+                    [dcmms_cloud::partitions::day_of(ts)],
+                )
+                .await
+                .unwrap();
+            }
+            on_db!(&db, p => sqlx::query("INSERT INTO samples (point_id, ts_ms, value, quality) VALUES ($1, $2, $3, 0)")
+                .bind(point).bind(ts).bind(v).execute(p).await.unwrap().rows_affected());
+        }
+    };
+    assert_eq!(ctx.generate(t0).await.generated, 0, "no reading yet");
+    sample(t0 - 3 * HOUR, 499.5).await;
+    assert_eq!(ctx.generate(t0).await.generated, 0, "below the threshold");
+    sample(t0 - 2 * HOUR, 500.25).await;
+    sample(t0 + HOUR, 9999.0).await; // after `now`: not read
+    assert_eq!(ctx.generate(t0).await.generated, 1, "at the threshold");
+    assert_eq!(ctx.generate(t0).await.generated, 0, "once");
+    sample(t0 - HOUR, 1000.0).await;
+    assert_eq!(
+        ctx.generate(t0).await.generated,
+        0,
+        "500.25 + 500 not reached"
+    );
+    sample(t0 - HOUR / 2, 1000.25).await;
+    assert_eq!(ctx.generate(t0).await.generated, 1);
+    let occ = ctx.occurrences(&tech, meter_id).await;
+    let got: Vec<(i64, f64, i64)> = occ
+        .iter()
+        .map(|o| {
+            (
+                o["occurrence_key"].as_i64().unwrap(),
+                o["meter_value"].as_f64().unwrap(),
+                o["due_ms"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, 500.25, t0 - 2 * HOUR), (2, 1000.25, t0 - HOUR / 2)]
+    );
+
+    // Compliance over [t0, t0 + 60 d) on the first site: the 9 weekly
+    // occurrences at +1 … +57 d (the meter ones are due before t0).
+    let ids: Vec<Option<i64>> = ctx
+        .occurrences(&tech, plan_id)
+        .await
+        .iter()
+        .map(|o| o["work_order_id"].as_i64())
+        .collect();
+    let wo = |k: usize| ids[k].unwrap();
+    let due_of = |k: i64| anchor + k * 7 * DAY;
+    assert_eq!(wo(0), wo_ids[0]);
+    ctx.complete_at(&admin, wo(0), due_of(0) + HOUR).await; // on time
+    ctx.complete_at(&admin, wo(1), due_of(1) + 2 * DAY + 1)
+        .await; // late by 1 ms
+    ctx.complete_at(&admin, wo(2), due_of(2) + 2 * DAY).await; // on time: grace is inclusive
+    ctx.walk(&sup, wo(3), &["cancel"]).await; // cancelled: missed
+    // wo(4), wo(5): open; 6 and 7 missed by catch-up; 8 completed late.
+    ctx.complete_at(&admin, wo(8), due_of(8) + 3 * DAY).await;
+    let c = ctx
+        .compliance(
+            &tech,
+            &format!("site_id={site}&from={t0}&to={}", t0 + 60 * DAY),
+        )
+        .await;
+    assert_eq!(
+        (
+            c["due"].as_i64(),
+            c["completed_on_time"].as_i64(),
+            c["late"].as_i64(),
+            c["missed"].as_i64(),
+            c["open"].as_i64()
+        ),
+        (Some(9), Some(2), Some(2), Some(3), Some(2)),
+        "{c}"
+    );
+    assert!(
+        (c["compliance"].as_f64().unwrap() - 2.0 / 9.0).abs() < 1e-12,
+        "{c}"
+    );
+    // A closed order still counts by its completion time.
+    let (s, b) = ctx
+        .call(
+            Method::POST,
+            &format!("/api/v1/work-orders/{}/transitions", wo(0)),
+            Some(&admin),
+            Some(json!({"version": 5, "action": "close"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::OK, Some("CLOSED")),
+        "{b}"
+    );
+    let c2 = ctx
+        .compliance(
+            &tech,
+            &format!("site_id={site}&from={t0}&to={}", t0 + 60 * DAY),
+        )
+        .await;
+    assert_eq!(c2["completed_on_time"], 2, "{c2}");
+    // Nothing due: compliance is null. The other site: 18 open daily ones.
+    let c = ctx.compliance(&tech, "from=0&to=1000").await;
+    assert_eq!(
+        (c["due"].as_i64(), c["compliance"].is_null()),
+        (Some(0), true),
+        "{c}"
+    );
+    let c = ctx
+        .compliance(
+            &tech,
+            &format!("site_id={site2}&from=0&to={}", t0 + 365 * DAY),
+        )
+        .await;
+    assert_eq!(
+        (
+            c["due"].as_i64(),
+            c["open"].as_i64(),
+            c["compliance"].as_f64()
+        ),
+        (Some(18), Some(18), Some(0.0)),
+        "{c}"
+    );
+    let (s, b) = ctx
+        .call(
+            Method::GET,
+            "/api/v1/pm/compliance?from=5&to=5",
+            Some(&tech),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("to")),
+        "{b}"
+    );
+    let (s, b) = ctx
+        .call(Method::GET, "/api/v1/pm/compliance?to=5", Some(&tech), None)
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("from")),
+        "{b}"
+    );
+
+    // A schedule change restarts the plan now: the new schedule's
+    // occurrences are generated even before the old schedule's last one.
+    let now = dcmms_cloud::gateways::now_ms();
+    let (s, b) = ctx
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/pm/plans/{daily_id}"),
+            Some(&admin),
+            Some(json!({"version": 2, "active": true, "horizon_days": 40,
+                "schedule": {"type": "calendar", "every": 1, "unit": "month", "anchor_ms": now + 2 * DAY}})),
+        )
+        .await;
+    assert_eq!((s, b["version"].as_i64()), (StatusCode::OK, Some(3)), "{b}");
+    assert!(b["from_ms"].as_i64().unwrap() >= now, "{b}");
+    let r = ctx.generate(now).await;
+    assert_eq!((r.generated, r.missed), (2, 0), "{r:?}");
+    assert_eq!(ctx.occurrences(&tech, daily_id).await.len(), 20);
+
+    // Generation through the API; the audit log shows system:pm and stays intact.
+    let (s, b) = ctx
+        .call(Method::POST, "/api/v1/pm/generate", Some(&tech), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, b) = ctx
+        .call(Method::POST, "/api/v1/pm/generate", Some(&sup), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (n,): (i64,) = on_db!(&ctx.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_log WHERE actor = 'system:pm' AND action = 'pm_missed'").fetch_one(p).await.unwrap());
+    assert_eq!(n, 2);
+    audit::verify(&ctx.db).await.unwrap();
+    // The OpenAPI document lists the PM paths.
+    let (_, doc) = ctx
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert!(doc["paths"]["/api/v1/pm/compliance"].is_object());
+}
+
+#[tokio::test]
+async fn sqlite_pm_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(&Ctx::new(&testing::sqlite_url(dir.path())).await).await;
+}
+
+#[cfg(feature = "postgres-tests")]
+#[tokio::test]
+async fn postgres_pm_scenario() {
+    let url = testing::fresh_postgres_database().await.unwrap();
+    scenario(&Ctx::new(&url).await).await;
+}
