@@ -8,7 +8,8 @@
 //! - `sequences.in_flight`: the holes between the lowest and highest known
 //!   sequence covered by neither;
 //! - per point, samples received in `[from, to)`: whole minutes inside the
-//!   range are summed from `rollups_1m.samples`, the partial minutes at
+//!   range are summed from `rollups_1m.samples` and the `rollup_deltas` not
+//!   folded yet, the partial minutes at
 //!   either end are counted on `samples` (so the count is exact for any
 //!   range and cheap for long ones); `first_ms` / `last_ms` are index
 //!   lookups on `samples`; dropped spans are those overlapping `[from, to)`.
@@ -182,7 +183,9 @@ pub async fn report(
         let rows = sqlx::query(
             "SELECT p.device, p.point, \
                (SELECT CAST(COALESCE(SUM(r.samples), 0) AS BIGINT) FROM rollups_1m r \
-                 WHERE r.point_id = p.id AND r.bucket_ms >= $2 AND r.bucket_ms < $3), \
+                 WHERE r.point_id = p.id AND r.bucket_ms >= $2 AND r.bucket_ms < $3) + \
+               (SELECT CAST(COALESCE(SUM(d.samples), 0) AS BIGINT) FROM rollup_deltas d \
+                 WHERE d.point_id = p.id AND d.bucket_ms >= $2 AND d.bucket_ms < $3), \
                (SELECT COUNT(*) FROM samples s \
                  WHERE s.point_id = p.id AND s.ts_ms >= $4 AND s.ts_ms < $2), \
                (SELECT COUNT(*) FROM samples s \

@@ -28,6 +28,9 @@ pub struct Caches {
     /// SQLite has one writer at a time: ingest transactions queue here,
     /// fairly, instead of spinning on `SQLITE_BUSY` until the busy timeout.
     pub sqlite_writer: tokio::sync::Mutex<()>,
+    /// Rollup folds of this process run one at a time
+    /// (see [`crate::ingest::rollups::fold`]).
+    pub fold_lock: tokio::sync::Mutex<()>,
 }
 
 /// A poisoned cache mutex only means another thread panicked while holding

@@ -14,8 +14,11 @@
 //! 3. samples: binary `COPY` on Postgres (into daily partitions created
 //!    before the transaction, see [`crate::partitions`]), multi-row `INSERT`s
 //!    on SQLite;
-//! 4. rollups (`rollups_1m`, `rollups_15m`) aggregated in memory, upserted
-//!    in key order;
+//! 4. rollup deltas: the batch aggregated in memory per point and minute,
+//!    appended to `rollup_deltas` (binary `COPY` on Postgres); they are
+//!    folded into `rollups_1m` / `rollups_15m` in the background and read
+//!    together with them, so aggregates are exact once the batch commits
+//!    (see [`rollups`]);
 //! 5. drop reports into `dropped_ranges`;
 //! 6. the gateway row (`last_seen_ms`, max `last_sequence`, max
 //!    `polled_through_ms`), which row-locks it until commit, so every
@@ -28,6 +31,7 @@
 
 pub mod handler;
 pub mod pgcopy;
+pub mod phases;
 pub mod rollups;
 
 pub use handler::{IngestAck, IngestStatus, ingest};
@@ -37,6 +41,7 @@ use crate::gateways::now_ms;
 use crate::on_db;
 use crate::partitions;
 use dcmms_shared::Batch;
+use phases::{Phase, record};
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use thiserror::Error;
@@ -208,10 +213,12 @@ pub async fn store_batch_with(
     caches: &Caches,
     batch: &Batch,
 ) -> Result<StoreOutcome, StoreError> {
+    let t = std::time::Instant::now();
     let c = check(batch)?;
     if let Db::Postgres(pool) = db {
         partitions::ensure(pool, caches, c.days.iter().copied()).await?;
     }
+    record(Phase::Prepare, t);
     let _writer = match db {
         Db::Sqlite(_) => Some(caches.sqlite_writer.lock().await),
         Db::Postgres(_) => None,
@@ -235,6 +242,7 @@ async fn store_checked(
     let gw = batch.gateway_id.as_str();
     let now = now_ms();
     on_db!(db, pool => {
+        let t = std::time::Instant::now();
         let mut tx = pool.begin().await?;
 
         // 1. The ledger row.
@@ -260,6 +268,7 @@ async fn store_checked(
             });
         }
 
+        let t = record(Phase::Ledger, t);
         // 2. Point ids: cached, else one upsert per chunk of missing points.
         let mut ids: Vec<Option<i64>> = batch.series.iter()
             .map(|s| caches.point(gw, &s.device, &s.point, &s.unit)).collect();
@@ -291,23 +300,16 @@ async fn store_checked(
         let ids: Vec<i64> = ids.into_iter().map(|id| id.ok_or(sqlx::Error::RowNotFound))
             .collect::<Result<_, _>>()?;
 
+        let t = record(Phase::Points, t);
         // 3. Samples.
         WriteSamples::write_samples(&mut *tx, batch, &ids).await?;
+        let t = record(Phase::Samples, t);
 
-        // 4. Rollups.
-        for (table, bucket) in rollups::TABLES {
-            let aggs = rollups::aggregate(sample_rows(batch, &ids).map(|(p, t, v, _)| (p, t, v)), bucket);
-            let aggs: Vec<_> = aggs.into_iter().collect();
-            for chunk in aggs.chunks(rollups::ROWS_PER_UPSERT) {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(rollups::upsert_sql(table, chunk.len())));
-                for ((pid, b), a) in chunk {
-                    q = q.bind(*pid).bind(*b).bind(a.samples).bind(a.count).bind(a.sum)
-                        .bind(a.min).bind(a.max);
-                }
-                q.execute(&mut *tx).await?;
-            }
-        }
-
+        // 4. Rollup deltas (folded into the rollups later, see [`rollups`]).
+        let deltas = rollups::aggregate(
+            sample_rows(batch, &ids).map(|(p, t, v, _)| (p, t, v)), rollups::DELTA_BUCKET_MS);
+        WriteSamples::write_deltas(&mut *tx, &deltas).await?;
+        let t = record(Phase::Rollups, t);
         // 5. Drop reports.
         for chunk in c.drops.chunks(DROP_ROWS_PER_INSERT) {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_drops_sql(chunk.len())));
@@ -349,7 +351,9 @@ async fn store_checked(
             }
         }
 
+        let t = record(Phase::Finish, t);
         tx.commit().await?;
+        record(Phase::Commit, t);
         remember_points(caches, batch, &ids);
         Ok(StoreOutcome::Stored { samples: c.samples })
     })
@@ -393,7 +397,11 @@ fn sample_rows<'a>(
 /// How each database takes a batch's samples.
 trait WriteSamples {
     async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<(), sqlx::Error>;
+    async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error>;
 }
+
+/// A batch's rollup deltas, by `(point_id, bucket_ms)`.
+type Deltas = BTreeMap<(i64, i64), rollups::Agg>;
 
 impl WriteSamples for sqlx::PgConnection {
     /// Binary `COPY`, streamed in chunks of [`COPY_CHUNK_BYTES`].
@@ -417,6 +425,23 @@ impl WriteSamples for sqlx::PgConnection {
         copy.finish().await?;
         Ok(())
     }
+
+    /// Binary `COPY`, in one message (a few hundred KiB at most).
+    async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(32 + deltas.len() * pgcopy::DELTA_LEN);
+        pgcopy::push_header(&mut buf);
+        for ((pid, bucket), a) in deltas {
+            pgcopy::push_delta(&mut buf, *pid, *bucket, a);
+        }
+        pgcopy::push_trailer(&mut buf);
+        let mut copy = self.copy_in_raw(rollups::COPY_DELTAS).await?;
+        copy.send(buf.as_slice()).await?;
+        copy.finish().await?;
+        Ok(())
+    }
 }
 
 impl WriteSamples for sqlx::SqliteConnection {
@@ -428,6 +453,25 @@ impl WriteSamples for sqlx::SqliteConnection {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_samples_sql(chunk.len())));
             for (pid, ts, v, qual) in chunk {
                 q = q.bind(*pid).bind(*ts).bind(*v).bind(*qual);
+            }
+            q.execute(&mut *self).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error> {
+        let rows: Vec<_> = deltas.iter().collect();
+        for chunk in rows.chunks(rollups::ROWS_PER_INSERT) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(rollups::insert_deltas_sql(chunk.len())));
+            for ((pid, b), a) in chunk {
+                q = q
+                    .bind(*pid)
+                    .bind(*b)
+                    .bind(a.samples)
+                    .bind(a.count)
+                    .bind(a.sum)
+                    .bind(a.min)
+                    .bind(a.max);
             }
             q.execute(&mut *self).await?;
         }
