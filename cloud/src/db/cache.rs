@@ -47,6 +47,22 @@ impl Caches {
         (p.unit == unit).then_some(p.id)
     }
 
+    /// [`Caches::point`] for many points under one lock.
+    pub fn points<'a>(
+        &self,
+        gateway: &str,
+        points: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+    ) -> Vec<Option<i64>> {
+        let map = lock(&self.points);
+        let gw = map.get(gateway);
+        points
+            .map(|(device, point, unit)| {
+                let p = gw?.get(device)?.get(point)?;
+                (p.unit == unit).then_some(p.id)
+            })
+            .collect()
+    }
+
     /// Records point ids whose insert (or unit update) has committed.
     pub fn remember_points<'a>(
         &self,

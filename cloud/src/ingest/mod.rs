@@ -53,7 +53,7 @@ const POINT_ROWS_PER_UPSERT: usize = 500;
 /// Rows per multi-row drop report `INSERT` (11 parameters each).
 const DROP_ROWS_PER_INSERT: usize = 200;
 /// Bytes of `COPY` data buffered before they are sent.
-const COPY_CHUNK_BYTES: usize = 1 << 20;
+const COPY_CHUNK_BYTES: usize = 64 << 10;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -270,8 +270,8 @@ async fn store_checked(
 
         let t = record(Phase::Ledger, t);
         // 2. Point ids: cached, else one upsert per chunk of missing points.
-        let mut ids: Vec<Option<i64>> = batch.series.iter()
-            .map(|s| caches.point(gw, &s.device, &s.point, &s.unit)).collect();
+        let mut ids: Vec<Option<i64>> = caches.points(gw, batch.series.iter()
+            .map(|s| (s.device.as_str(), s.point.as_str(), s.unit.as_str())));
         let mut missing: BTreeMap<(&str, &str), &str> = BTreeMap::new();
         for (s, id) in batch.series.iter().zip(&ids) {
             if id.is_none() {
@@ -301,13 +301,11 @@ async fn store_checked(
             .collect::<Result<_, _>>()?;
 
         let t = record(Phase::Points, t);
-        // 3. Samples.
-        WriteSamples::write_samples(&mut *tx, batch, &ids).await?;
+        // 3. Samples, and 4. rollup deltas (folded into the rollups later,
+        // see [`rollups`]); the deltas are aggregated while the database
+        // takes the samples.
+        let deltas = WriteSamples::write_samples(&mut *tx, batch, &ids).await?;
         let t = record(Phase::Samples, t);
-
-        // 4. Rollup deltas (folded into the rollups later, see [`rollups`]).
-        let deltas = rollups::aggregate(
-            sample_rows(batch, &ids).map(|(p, t, v, _)| (p, t, v)), rollups::DELTA_BUCKET_MS);
         WriteSamples::write_deltas(&mut *tx, &deltas).await?;
         let t = record(Phase::Rollups, t);
         // 5. Drop reports.
@@ -396,25 +394,35 @@ fn sample_rows<'a>(
 
 /// How each database takes a batch's samples.
 trait WriteSamples {
-    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<(), sqlx::Error>;
+    /// Writes the samples; returns the batch's rollup deltas.
+    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<Deltas, sqlx::Error>;
     async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error>;
 }
 
 /// A batch's rollup deltas, by `(point_id, bucket_ms)`.
 type Deltas = BTreeMap<(i64, i64), rollups::Agg>;
 
+fn deltas(rows: impl Iterator<Item = (i64, i64, Option<f64>, i16)>) -> Deltas {
+    rollups::aggregate(rows.map(|(p, t, v, _)| (p, t, v)), rollups::DELTA_BUCKET_MS)
+}
+
 impl WriteSamples for sqlx::PgConnection {
-    /// Binary `COPY`, streamed in chunks of [`COPY_CHUNK_BYTES`].
-    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<(), sqlx::Error> {
+    /// Binary `COPY`, sorted by `(point_id, ts_ms)` and streamed in chunks of
+    /// [`COPY_CHUNK_BYTES`], so the server inserts one chunk while the next
+    /// is encoded; the deltas are aggregated before `COPY` ends.
+    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<Deltas, sqlx::Error> {
         if batch.sample_count() == 0 {
-            return Ok(());
+            return Ok(Deltas::new());
         }
+        // In index order: consecutive rows land on the same index leaf and,
+        // for reads, a point's samples share heap pages.
+        let mut rows: Vec<_> = sample_rows(batch, ids).collect();
+        rows.sort_unstable_by_key(|r| (r.0, r.1));
         let mut copy = self.copy_in_raw(pgcopy::COPY_SAMPLES).await?;
-        let cap = (batch.sample_count() * pgcopy::TUPLE_LEN + 32).min(COPY_CHUNK_BYTES + 64);
-        let mut buf = Vec::with_capacity(cap);
+        let mut buf = Vec::with_capacity(COPY_CHUNK_BYTES + 64);
         pgcopy::push_header(&mut buf);
-        for (pid, ts, v, q) in sample_rows(batch, ids) {
-            pgcopy::push_tuple(&mut buf, pid, ts, v, q);
+        for (pid, ts, v, q) in &rows {
+            pgcopy::push_tuple(&mut buf, *pid, *ts, *v, *q);
             if buf.len() >= COPY_CHUNK_BYTES {
                 copy.send(buf.as_slice()).await?;
                 buf.clear();
@@ -422,8 +430,9 @@ impl WriteSamples for sqlx::PgConnection {
         }
         pgcopy::push_trailer(&mut buf);
         copy.send(buf.as_slice()).await?;
+        let deltas = deltas(rows.iter().copied());
         copy.finish().await?;
-        Ok(())
+        Ok(deltas)
     }
 
     /// Binary `COPY`, in one message (a few hundred KiB at most).
@@ -447,7 +456,7 @@ impl WriteSamples for sqlx::PgConnection {
 impl WriteSamples for sqlx::SqliteConnection {
     /// Multi-row `INSERT`s; full chunks share one statement text, which sqlx
     /// prepares once per connection and reuses.
-    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<(), sqlx::Error> {
+    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<Deltas, sqlx::Error> {
         let rows: Vec<_> = sample_rows(batch, ids).collect();
         for chunk in rows.chunks(SAMPLE_ROWS_PER_INSERT) {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_samples_sql(chunk.len())));
@@ -456,7 +465,7 @@ impl WriteSamples for sqlx::SqliteConnection {
             }
             q.execute(&mut *self).await?;
         }
-        Ok(())
+        Ok(deltas(rows.into_iter()))
     }
 
     async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error> {
