@@ -306,6 +306,8 @@ async fn store_checked(
         // takes the samples.
         let deltas = WriteSamples::write_samples(&mut *tx, batch, &ids).await?;
         let t = record(Phase::Samples, t);
+        WriteSamples::write_deltas(&mut *tx, &deltas).await?;
+        let t = record(Phase::Rollups, t);
         // 5. Drop reports.
         for chunk in c.drops.chunks(DROP_ROWS_PER_INSERT) {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_drops_sql(chunk.len())));
@@ -316,11 +318,16 @@ async fn store_checked(
             q.execute(&mut *tx).await?;
         }
 
-        // 4. + 6. The deltas and the gateway row (which locks it until
-        // commit); one statement on Postgres.
-        let g = GatewayUpdate { now, last: c.last, polled: batch.polled_through_ms, gw };
-        WriteSamples::write_deltas_and_gateway(&mut *tx, &deltas, &g).await?;
-        let t = record(Phase::Rollups, t);
+        // 6. The gateway row (locks it until commit).
+        sqlx::query(
+            "UPDATE gateways SET last_seen_ms = $1, \
+             last_sequence = CASE WHEN last_sequence IS NULL OR last_sequence < $2 \
+                             THEN $2 ELSE last_sequence END, \
+             polled_through_ms = CASE WHEN polled_through_ms IS NULL OR polled_through_ms < $3 \
+                                 THEN $3 ELSE polled_through_ms END \
+             WHERE id = $4")
+            .bind(now).bind(c.last).bind(batch.polled_through_ms).bind(gw)
+            .execute(&mut *tx).await?;
 
         // 7. Overlap. Stored ranges are disjoint, so in `sequence` order the
         // first one ending at or after our start is the only candidate.
@@ -389,42 +396,8 @@ fn sample_rows<'a>(
 trait WriteSamples {
     /// Writes the samples; returns the batch's rollup deltas.
     async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<Deltas, sqlx::Error>;
-    /// Appends the rollup deltas and runs [`update_gateway_sql!`].
-    async fn write_deltas_and_gateway(
-        &mut self,
-        deltas: &Deltas,
-        g: &GatewayUpdate<'_>,
-    ) -> Result<(), sqlx::Error>;
+    async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error>;
 }
-
-/// Parameters of [`update_gateway_sql!`].
-struct GatewayUpdate<'a> {
-    now: i64,
-    last: i64,
-    polled: i64,
-    gw: &'a str,
-}
-
-/// The gateway row after a batch: last seen, highest sequence and watermark.
-macro_rules! update_gateway_sql {
-    () => {
-        "UPDATE gateways SET last_seen_ms = $1, \
-         last_sequence = CASE WHEN last_sequence IS NULL OR last_sequence < $2 \
-                         THEN $2 ELSE last_sequence END, \
-         polled_through_ms = CASE WHEN polled_through_ms IS NULL OR polled_through_ms < $3 \
-                             THEN $3 ELSE polled_through_ms END \
-         WHERE id = $4"
-    };
-}
-
-/// Postgres: the deltas as arrays (one round trip with the gateway update,
-/// instead of a `COPY` of its own: two round trips).
-const DELTAS_AND_GATEWAY_PG: &str = concat!(
-    "WITH d AS (INSERT INTO rollup_deltas (point_id, bucket_ms, samples, count, sum, min, max) \
-     SELECT * FROM unnest($5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], \
-     $9::DOUBLE PRECISION[], $10::DOUBLE PRECISION[], $11::DOUBLE PRECISION[])) ",
-    update_gateway_sql!()
-);
 
 /// A batch's rollup deltas, by `(point_id, bucket_ms)`.
 type Deltas = BTreeMap<(i64, i64), rollups::Agg>;
@@ -462,46 +435,20 @@ impl WriteSamples for sqlx::PgConnection {
         Ok(deltas)
     }
 
-    async fn write_deltas_and_gateway(
-        &mut self,
-        deltas: &Deltas,
-        g: &GatewayUpdate<'_>,
-    ) -> Result<(), sqlx::Error> {
-        let n = deltas.len();
-        let (mut pid, mut bucket, mut samples, mut count) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let (mut sum, mut min, mut max) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for ((p, b), a) in deltas {
-            pid.push(*p);
-            bucket.push(*b);
-            samples.push(a.samples);
-            count.push(a.count);
-            sum.push(a.sum);
-            min.push(a.min);
-            max.push(a.max);
+    /// Binary `COPY`, in one message (a few hundred KiB at most).
+    async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error> {
+        if deltas.is_empty() {
+            return Ok(());
         }
-        sqlx::query(DELTAS_AND_GATEWAY_PG)
-            .bind(g.now)
-            .bind(g.last)
-            .bind(g.polled)
-            .bind(g.gw)
-            .bind(pid)
-            .bind(bucket)
-            .bind(samples)
-            .bind(count)
-            .bind(sum)
-            .bind(min)
-            .bind(max)
-            .execute(&mut *self)
-            .await?;
+        let mut buf = Vec::with_capacity(32 + deltas.len() * pgcopy::DELTA_LEN);
+        pgcopy::push_header(&mut buf);
+        for ((pid, bucket), a) in deltas {
+            pgcopy::push_delta(&mut buf, *pid, *bucket, a);
+        }
+        pgcopy::push_trailer(&mut buf);
+        let mut copy = self.copy_in_raw(rollups::COPY_DELTAS).await?;
+        copy.send(buf.as_slice()).await?;
+        copy.finish().await?;
         Ok(())
     }
 }
@@ -521,11 +468,7 @@ impl WriteSamples for sqlx::SqliteConnection {
         Ok(deltas(rows.into_iter()))
     }
 
-    async fn write_deltas_and_gateway(
-        &mut self,
-        deltas: &Deltas,
-        g: &GatewayUpdate<'_>,
-    ) -> Result<(), sqlx::Error> {
+    async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error> {
         let rows: Vec<_> = deltas.iter().collect();
         for chunk in rows.chunks(rollups::ROWS_PER_INSERT) {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(rollups::insert_deltas_sql(chunk.len())));
@@ -541,13 +484,6 @@ impl WriteSamples for sqlx::SqliteConnection {
             }
             q.execute(&mut *self).await?;
         }
-        sqlx::query(update_gateway_sql!())
-            .bind(g.now)
-            .bind(g.last)
-            .bind(g.polled)
-            .bind(g.gw)
-            .execute(&mut *self)
-            .await?;
         Ok(())
     }
 }
