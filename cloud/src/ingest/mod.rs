@@ -457,8 +457,10 @@ impl WriteSamples for sqlx::SqliteConnection {
     /// Multi-row `INSERT`s; full chunks share one statement text, which sqlx
     /// prepares once per connection and reuses.
     async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<Deltas, sqlx::Error> {
-        let rows: Vec<_> = sample_rows(batch, ids).collect();
-        for chunk in rows.chunks(SAMPLE_ROWS_PER_INSERT) {
+        // In index order, as on Postgres.
+        let mut rows: Vec<_> = sample_rows(batch, ids).collect();
+        rows.sort_unstable_by_key(|r| (r.0, r.1));
+        for chunk in ladder(&rows, SAMPLE_ROWS_PER_INSERT) {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_samples_sql(chunk.len())));
             for (pid, ts, v, qual) in chunk {
                 q = q.bind(*pid).bind(*ts).bind(*v).bind(*qual);
@@ -470,7 +472,7 @@ impl WriteSamples for sqlx::SqliteConnection {
 
     async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error> {
         let rows: Vec<_> = deltas.iter().collect();
-        for chunk in rows.chunks(rollups::ROWS_PER_INSERT) {
+        for chunk in ladder(&rows, rollups::ROWS_PER_INSERT) {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(rollups::insert_deltas_sql(chunk.len())));
             for ((pid, b), a) in chunk {
                 q = q
@@ -486,6 +488,25 @@ impl WriteSamples for sqlx::SqliteConnection {
         }
         Ok(())
     }
+}
+
+/// Splits `rows` into chunks of `max` rows, then the rest into chunks of
+/// `max / 10`, `max / 100`, … 1 rows: a handful of statement texts in all,
+/// so SQLite's prepared statements are reused instead of a new multi-row
+/// statement being prepared for every batch's odd remainder.
+fn ladder<T>(rows: &[T], max: usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = rows;
+    let mut size = max.max(1);
+    while !rest.is_empty() {
+        while rest.len() >= size {
+            let (head, tail) = rest.split_at(size);
+            out.push(head);
+            rest = tail;
+        }
+        size = (size / 10).max(1);
+    }
+    out
 }
 
 fn values_list(sql: &mut String, rows: usize, cols: usize) {
@@ -534,6 +555,16 @@ fn insert_drops_sql(rows: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ladder_uses_few_chunk_sizes() {
+        let rows: Vec<usize> = (0..1234).collect();
+        let sizes: Vec<usize> = super::ladder(&rows, 500).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![500, 500, 50, 50, 50, 50, 5, 5, 5, 5, 5, 5, 1, 1, 1, 1]);
+        let back: Vec<usize> = super::ladder(&rows, 500).concat();
+        assert_eq!(back, rows);
+        assert!(super::ladder(&rows[..0], 500).is_empty());
+    }
+
     #[test]
     fn insert_sql_numbers_placeholders_in_order() {
         assert_eq!(
