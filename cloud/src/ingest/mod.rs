@@ -47,7 +47,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use thiserror::Error;
 
 /// Rows per multi-row sample `INSERT` on SQLite (4 parameters each).
-const SAMPLE_ROWS_PER_INSERT: usize = 50;
+const SAMPLE_ROWS_PER_INSERT: usize = 20;
 /// Rows per multi-row point upsert (4 parameters each).
 const POINT_ROWS_PER_UPSERT: usize = 500;
 /// Rows per multi-row drop report `INSERT` (11 parameters each).

@@ -29,7 +29,7 @@ pub const TABLES: [(&str, i64); 2] = [("rollups_1m", 60_000), ("rollups_15m", 90
 pub const DELTA_BUCKET_MS: i64 = 60_000;
 
 /// Rows per multi-row delta `INSERT` on SQLite (7 parameters each).
-pub const ROWS_PER_INSERT: usize = 50;
+pub const ROWS_PER_INSERT: usize = 20;
 
 /// Time between folds by the background task.
 pub const FOLD_INTERVAL: Duration = Duration::from_secs(2);
