@@ -559,7 +559,10 @@ mod tests {
     fn ladder_uses_few_chunk_sizes() {
         let rows: Vec<usize> = (0..1234).collect();
         let sizes: Vec<usize> = super::ladder(&rows, 500).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![500, 500, 50, 50, 50, 50, 5, 5, 5, 5, 5, 5, 1, 1, 1, 1]);
+        assert_eq!(
+            sizes,
+            vec![500, 500, 50, 50, 50, 50, 5, 5, 5, 5, 5, 5, 1, 1, 1, 1]
+        );
         let back: Vec<usize> = super::ladder(&rows, 500).concat();
         assert_eq!(back, rows);
         assert!(super::ladder(&rows[..0], 500).is_empty());
