@@ -22,7 +22,7 @@ pub enum Phase {
     Points,
     /// Raw samples (`COPY` / `INSERT`).
     Samples,
-    /// Rollups (aggregation in memory and writing).
+    /// Rollup deltas (written; aggregated during `Samples`).
     Rollups,
     /// Drop reports, gateway row, overlap check.
     Finish,
