@@ -8,7 +8,8 @@
 //! - `sequences.in_flight`: the holes between the lowest and highest known
 //!   sequence covered by neither;
 //! - per point, samples received in `[from, to)`: whole minutes inside the
-//!   range are summed from `rollups_1m.samples`, the partial minutes at
+//!   range are summed from `rollups_1m.samples` and the `rollup_deltas` not
+//!   folded yet (one grouped scan of the unindexed deltas for all points), the partial minutes at
 //!   either end are counted on `samples` (so the count is exact for any
 //!   range and cheap for long ones); `first_ms` / `last_ms` are index
 //!   lookups on `samples`; dropped spans are those overlapping `[from, to)`.
@@ -182,7 +183,8 @@ pub async fn report(
         let rows = sqlx::query(
             "SELECT p.device, p.point, \
                (SELECT CAST(COALESCE(SUM(r.samples), 0) AS BIGINT) FROM rollups_1m r \
-                 WHERE r.point_id = p.id AND r.bucket_ms >= $2 AND r.bucket_ms < $3), \
+                 WHERE r.point_id = p.id AND r.bucket_ms >= $2 AND r.bucket_ms < $3) + \
+               CAST(COALESCE(d.samples, 0) AS BIGINT), \
                (SELECT COUNT(*) FROM samples s \
                  WHERE s.point_id = p.id AND s.ts_ms >= $4 AND s.ts_ms < $2), \
                (SELECT COUNT(*) FROM samples s \
@@ -191,7 +193,11 @@ pub async fn report(
                  WHERE s.point_id = p.id AND s.ts_ms >= $4 AND s.ts_ms < $5), \
                (SELECT MAX(s.ts_ms) FROM samples s \
                  WHERE s.point_id = p.id AND s.ts_ms >= $4 AND s.ts_ms < $5) \
-             FROM points p WHERE p.gateway_id = $1")
+             FROM points p \
+             LEFT JOIN (SELECT point_id, SUM(samples) AS samples FROM rollup_deltas \
+                        WHERE bucket_ms >= $2 AND bucket_ms < $3 GROUP BY point_id) d \
+               ON d.point_id = p.id \
+             WHERE p.gateway_id = $1")
             .bind(gateway_id).bind(a).bind(b).bind(from).bind(to).fetch_all(p).await?;
         rows.iter().map(|r| {
             let (whole, head, tail): (i64, i64, i64) = (r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);

@@ -11,7 +11,8 @@
 //!   chunks of [`DELETE_CHUNK`] rows, each its own short transaction, so
 //!   ingest is never blocked for long.
 //!
-//! On both, `rollups_1m` buckets before the cut are deleted the same way
+//! On both, the rollup deltas are folded first (so `rollups_15m` has them),
+//! then `rollups_1m` buckets before the cut are deleted the same way
 //! (by windows of [`ROLLUP_WINDOW_MS`]). `rollups_15m`, the batch ledger and
 //! drop reports are kept: they are small, and the ledger is what makes
 //! ingest exactly-once.
@@ -85,6 +86,9 @@ pub async fn run_pass(
         return Ok(report);
     };
     report.cut_ms = Some(cut);
+    // Deltas before the cut go into rollups_15m (kept) before their 1-minute
+    // rollups are deleted.
+    crate::ingest::rollups::fold(db, caches).await?;
     match db {
         Db::Postgres(pool) => {
             report.partitions_dropped = partitions::drop_before(pool, caches, cut).await?;
@@ -145,8 +149,9 @@ async fn point_ids(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
     })
 }
 
-/// Runs [`run_pass`] now and then every [`INTERVAL`] until `shutdown`.
-/// Failures are logged and retried at the next pass.
+/// Runs [`run_pass`] now and then every [`INTERVAL`] until `shutdown`, and
+/// alongside it the rollup fold ([`crate::ingest::rollups::fold_forever`]),
+/// which stops with it. Failures are logged and retried at the next pass.
 pub fn spawn(
     db: Db,
     caches: Arc<Caches>,
@@ -154,6 +159,11 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let folder = tokio::spawn(crate::ingest::rollups::fold_forever(
+            db.clone(),
+            caches.clone(),
+            shutdown.clone(),
+        ));
         let mut tick = tokio::time::interval(INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -170,6 +180,9 @@ pub fn spawn(
                     }
                 }
             }
+        }
+        if let Err(e) = folder.await {
+            tracing::warn!(error = %e, "rollup fold task ended abnormally");
         }
     })
 }

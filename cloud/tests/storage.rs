@@ -615,3 +615,224 @@ async fn ranges_drops_completeness_retention_on_postgres() {
     let url = testing::fresh_postgres_database().await.unwrap();
     ranges_scenario(&url).await;
 }
+
+/// 1-minute and 15-minute aggregates `(bucket, count, min, max, sum)`
+/// recomputed from raw samples.
+fn recompute(samples: &[Value], bucket: i64) -> Vec<Agg> {
+    let mut out: std::collections::BTreeMap<i64, (i64, Option<f64>, Option<f64>, f64)> =
+        Default::default();
+    for s in samples {
+        let ts = s["ts_ms"].as_i64().unwrap();
+        let e = out.entry(ts.div_euclid(bucket) * bucket).or_default();
+        if let Some(v) = s["value"].as_f64() {
+            e.0 += 1;
+            e.1 = Some(e.1.map_or(v, |m: f64| m.min(v)));
+            e.2 = Some(e.2.map_or(v, |m: f64| m.max(v)));
+            e.3 += v;
+        }
+    }
+    out.into_iter()
+        .map(|(b, (c, mi, ma, su))| (b, c, mi, ma, su))
+        .collect()
+}
+
+type Agg = (i64, i64, Option<f64>, Option<f64>, f64);
+
+/// Equal buckets, counts and extremes; sums equal up to rounding (the API
+/// returns the average).
+fn same(got: &[Agg], want: &[Agg], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!((g.0, g.1, g.2, g.3), (w.0, w.1, w.2, w.3), "{what}");
+        assert!(
+            (g.4 - w.4).abs() <= 1e-9 * w.4.abs().max(1.0),
+            "{what}: {g:?} vs {w:?}"
+        );
+    }
+}
+
+/// Aggregates as the read API returns them, in the shape of [`recompute`].
+async fn read_aggregates(ctx: &Ctx, pid: i64, res: &str, from: i64, to: i64) -> Vec<Agg> {
+    let (st, _, agg) = ctx
+        .get(&format!(
+            "/api/v1/points/{pid}/samples?from={from}&to={to}&resolution={res}&limit=10000"
+        ))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{agg}");
+    agg["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let count = b["count"].as_i64().unwrap();
+            let avg = b["avg"].as_f64();
+            (
+                b["ts_ms"].as_i64().unwrap(),
+                count,
+                b["min"].as_f64(),
+                b["max"].as_f64(),
+                avg.map_or(0.0, |a| a * count as f64),
+            )
+        })
+        .collect()
+}
+
+/// Many batches of one gateway stored concurrently, their samples
+/// interleaved over the same minutes, while rollup deltas are folded (also
+/// by a second folder with its own caches, as another process would): every
+/// 1-minute and 15-minute aggregate, and every completeness count, equals
+/// the recomputation from the raw samples, before and after the last fold.
+async fn rollups_scenario(url: &str) {
+    let ctx = Ctx::new(url).await;
+    let gw = gateways::create(&ctx.db, "gw-c", "Concurrent")
+        .await
+        .unwrap();
+    let frames: Vec<Vec<u8>> = (0..25u64)
+        .map(|k| {
+            let series = ["p1", "p2", "p3"]
+                .iter()
+                .enumerate()
+                .map(|(j, point)| Series {
+                    device: "inv-03".into(),
+                    point: (*point).into(),
+                    unit: "W".into(),
+                    samples: (0..50)
+                        .map(|i| {
+                            // Batches 0..24 interleave: batch k holds every
+                            // 24th second; batch 24 the 50 seconds after.
+                            let n = if k < 24 { i * 24 + k as i64 } else { 1200 + i };
+                            let value = if (n + j as i64) % 97 == 0 {
+                                f64::NAN
+                            } else {
+                                ((n * 37 + j as i64 * 11) % 101) as f64 * 0.5
+                            };
+                            Sample {
+                                ts_ms: T0 - 300_000 + n * 1000,
+                                value,
+                                quality: if value.is_nan() {
+                                    Quality::Bad
+                                } else {
+                                    Quality::Good
+                                },
+                            }
+                        })
+                        .collect(),
+                })
+                .collect();
+            let b = Batch {
+                gateway_id: "gw-c".into(),
+                first_sequence: k + 1,
+                sequence: k + 1,
+                created_ms: T0,
+                polled_through_ms: T0,
+                series,
+                drops: vec![],
+            };
+            encode(&b, Compression::None).unwrap()
+        })
+        .collect();
+    let other = dcmms_cloud::db::Caches::default();
+    let folds = async {
+        for _ in 0..20 {
+            let own = dcmms_cloud::ingest::rollups::fold(&ctx.db, &ctx.caches);
+            // A second folder; on Postgres it may lose a serialization race
+            // (an error, rolled back), never double-count.
+            let foreign = dcmms_cloud::ingest::rollups::fold(&ctx.db, &other);
+            let (a, b) = futures::join!(own, foreign);
+            for r in [a, b] {
+                if let Err(e) = r {
+                    let code = e.as_database_error().and_then(|d| d.code());
+                    assert_eq!(code.as_deref(), Some("40001"), "{e}");
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    let posts = futures::future::join_all(
+        frames[..24]
+            .iter()
+            .map(|f| ctx.post(Some(&gw.credential), BATCH, f.clone())),
+    );
+    let (mut results, ()) = futures::join!(posts, folds);
+    // The last batch after the folds: its deltas are certainly unfolded.
+    results.push(
+        ctx.post(Some(&gw.credential), BATCH, frames[24].clone())
+            .await,
+    );
+    for (st, _, ack) in &results {
+        assert_eq!(
+            (*st, &ack["status"]),
+            (StatusCode::OK, &json!("stored")),
+            "{ack}"
+        );
+    }
+    let unfolded: i64 = dcmms_cloud::on_db!(&ctx.db, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM rollup_deltas").fetch_one(p).await.unwrap());
+    assert!(unfolded >= 3, "{unfolded}");
+    let total = 25 * 50 * 3;
+    assert_eq!(testing::count_samples(&ctx.db).await.unwrap(), total);
+
+    let (_, _, pts) = ctx.get("/api/v1/points?gateway_id=gw-c").await;
+    let pids: Vec<i64> = pts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3);
+    let (from, to) = (T0 - 900_000, T0 + 1_800_000);
+    for round in ["before the last fold", "after the last fold"] {
+        for pid in &pids {
+            let (_, _, raw) = ctx
+                .get(&format!(
+                    "/api/v1/points/{pid}/samples?from={from}&to={to}&limit=10000"
+                ))
+                .await;
+            let raw = raw["samples"].as_array().unwrap().clone();
+            assert_eq!(raw.len(), 25 * 50);
+            for (res, bucket) in [("1m", 60_000), ("15m", 900_000)] {
+                same(
+                    &read_aggregates(&ctx, *pid, res, from, to).await,
+                    &recompute(&raw, bucket),
+                    &format!("point {pid}, {res}, {round}"),
+                );
+            }
+            // A range ending mid-bucket still returns that whole bucket.
+            let partial = read_aggregates(&ctx, *pid, "15m", T0 + 1, T0 + 2).await;
+            same(&partial, &recompute(&raw, 900_000)[1..2], round);
+        }
+        let (_, _, c) = ctx
+            .get(&format!(
+                "/api/v1/gateways/gw-c/completeness?from={}&to={}",
+                T0 - 290_500,
+                T0 + 800_000
+            ))
+            .await;
+        for p in c["points"].as_array().unwrap() {
+            // Seconds T0 - 300 s + n for n in 0..1200 were written; n = 10
+            // ..= 1099 fall in the range: whole minutes from the rollups and
+            // deltas, the half second at the start from the raw samples.
+            assert_eq!(p["received"], 1090, "{round}: {c}");
+        }
+        let folded = dcmms_cloud::ingest::rollups::fold(&ctx.db, &ctx.caches)
+            .await
+            .unwrap();
+        if round == "after the last fold" {
+            assert_eq!(folded, 0);
+        }
+    }
+    ctx.db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_equal_raw_after_concurrent_batches_and_folds_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    rollups_scenario(&testing::sqlite_url(dir.path())).await;
+}
+
+#[cfg(feature = "postgres-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_equal_raw_after_concurrent_batches_and_folds_on_postgres() {
+    let url = testing::fresh_postgres_database().await.unwrap();
+    rollups_scenario(&url).await;
+}

@@ -28,6 +28,9 @@ pub struct Caches {
     /// SQLite has one writer at a time: ingest transactions queue here,
     /// fairly, instead of spinning on `SQLITE_BUSY` until the busy timeout.
     pub sqlite_writer: tokio::sync::Mutex<()>,
+    /// Rollup folds of this process run one at a time
+    /// (see [`crate::ingest::rollups::fold`]).
+    pub fold_lock: tokio::sync::Mutex<()>,
 }
 
 /// A poisoned cache mutex only means another thread panicked while holding
@@ -42,6 +45,22 @@ impl Caches {
         let map = lock(&self.points);
         let p = map.get(gateway)?.get(device)?.get(point)?;
         (p.unit == unit).then_some(p.id)
+    }
+
+    /// [`Caches::point`] for many points under one lock.
+    pub fn points<'a>(
+        &self,
+        gateway: &str,
+        points: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+    ) -> Vec<Option<i64>> {
+        let map = lock(&self.points);
+        let gw = map.get(gateway);
+        points
+            .map(|(device, point, unit)| {
+                let p = gw?.get(device)?.get(point)?;
+                (p.unit == unit).then_some(p.id)
+            })
+            .collect()
     }
 
     /// Records point ids whose insert (or unit update) has committed.

@@ -56,6 +56,7 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<IngestAck>, AppError> {
+    let t = std::time::Instant::now();
     let credential = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -69,6 +70,7 @@ pub async fn ingest(
             detail: "unknown gateway or wrong credential".into(),
         });
     };
+    let t = super::phases::record(super::phases::Phase::Auth, t);
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -86,6 +88,7 @@ pub async fn ingest(
             detail: e.to_string(),
         }
     })?;
+    super::phases::record(super::phases::Phase::Decode, t);
     if batch.gateway_id != gateway_id {
         st.metrics.ingest_rejected("forbidden");
         return Err(AppError::Forbidden {

@@ -14,8 +14,11 @@
 //! 3. samples: binary `COPY` on Postgres (into daily partitions created
 //!    before the transaction, see [`crate::partitions`]), multi-row `INSERT`s
 //!    on SQLite;
-//! 4. rollups (`rollups_1m`, `rollups_15m`) aggregated in memory, upserted
-//!    in key order;
+//! 4. rollup deltas: the batch aggregated in memory per point and minute,
+//!    appended to `rollup_deltas` (binary `COPY` on Postgres); they are
+//!    folded into `rollups_1m` / `rollups_15m` in the background and read
+//!    together with them, so aggregates are exact once the batch commits
+//!    (see [`rollups`]);
 //! 5. drop reports into `dropped_ranges`;
 //! 6. the gateway row (`last_seen_ms`, max `last_sequence`, max
 //!    `polled_through_ms`), which row-locks it until commit, so every
@@ -28,6 +31,7 @@
 
 pub mod handler;
 pub mod pgcopy;
+pub mod phases;
 pub mod rollups;
 
 pub use handler::{IngestAck, IngestStatus, ingest};
@@ -37,18 +41,19 @@ use crate::gateways::now_ms;
 use crate::on_db;
 use crate::partitions;
 use dcmms_shared::Batch;
+use phases::{Phase, record};
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use thiserror::Error;
 
 /// Rows per multi-row sample `INSERT` on SQLite (4 parameters each).
-const SAMPLE_ROWS_PER_INSERT: usize = 500;
+const SAMPLE_ROWS_PER_INSERT: usize = 20;
 /// Rows per multi-row point upsert (4 parameters each).
 const POINT_ROWS_PER_UPSERT: usize = 500;
 /// Rows per multi-row drop report `INSERT` (11 parameters each).
 const DROP_ROWS_PER_INSERT: usize = 200;
 /// Bytes of `COPY` data buffered before they are sent.
-const COPY_CHUNK_BYTES: usize = 1 << 20;
+const COPY_CHUNK_BYTES: usize = 64 << 10;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -208,10 +213,12 @@ pub async fn store_batch_with(
     caches: &Caches,
     batch: &Batch,
 ) -> Result<StoreOutcome, StoreError> {
+    let t = std::time::Instant::now();
     let c = check(batch)?;
     if let Db::Postgres(pool) = db {
         partitions::ensure(pool, caches, c.days.iter().copied()).await?;
     }
+    record(Phase::Prepare, t);
     let _writer = match db {
         Db::Sqlite(_) => Some(caches.sqlite_writer.lock().await),
         Db::Postgres(_) => None,
@@ -235,6 +242,7 @@ async fn store_checked(
     let gw = batch.gateway_id.as_str();
     let now = now_ms();
     on_db!(db, pool => {
+        let t = std::time::Instant::now();
         let mut tx = pool.begin().await?;
 
         // 1. The ledger row.
@@ -260,9 +268,10 @@ async fn store_checked(
             });
         }
 
+        let t = record(Phase::Ledger, t);
         // 2. Point ids: cached, else one upsert per chunk of missing points.
-        let mut ids: Vec<Option<i64>> = batch.series.iter()
-            .map(|s| caches.point(gw, &s.device, &s.point, &s.unit)).collect();
+        let mut ids: Vec<Option<i64>> = caches.points(gw, batch.series.iter()
+            .map(|s| (s.device.as_str(), s.point.as_str(), s.unit.as_str())));
         let mut missing: BTreeMap<(&str, &str), &str> = BTreeMap::new();
         for (s, id) in batch.series.iter().zip(&ids) {
             if id.is_none() {
@@ -291,23 +300,14 @@ async fn store_checked(
         let ids: Vec<i64> = ids.into_iter().map(|id| id.ok_or(sqlx::Error::RowNotFound))
             .collect::<Result<_, _>>()?;
 
-        // 3. Samples.
-        WriteSamples::write_samples(&mut *tx, batch, &ids).await?;
-
-        // 4. Rollups.
-        for (table, bucket) in rollups::TABLES {
-            let aggs = rollups::aggregate(sample_rows(batch, &ids).map(|(p, t, v, _)| (p, t, v)), bucket);
-            let aggs: Vec<_> = aggs.into_iter().collect();
-            for chunk in aggs.chunks(rollups::ROWS_PER_UPSERT) {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(rollups::upsert_sql(table, chunk.len())));
-                for ((pid, b), a) in chunk {
-                    q = q.bind(*pid).bind(*b).bind(a.samples).bind(a.count).bind(a.sum)
-                        .bind(a.min).bind(a.max);
-                }
-                q.execute(&mut *tx).await?;
-            }
-        }
-
+        let t = record(Phase::Points, t);
+        // 3. Samples, and 4. rollup deltas (folded into the rollups later,
+        // see [`rollups`]); the deltas are aggregated while the database
+        // takes the samples.
+        let deltas = WriteSamples::write_samples(&mut *tx, batch, &ids).await?;
+        let t = record(Phase::Samples, t);
+        WriteSamples::write_deltas(&mut *tx, &deltas).await?;
+        let t = record(Phase::Rollups, t);
         // 5. Drop reports.
         for chunk in c.drops.chunks(DROP_ROWS_PER_INSERT) {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_drops_sql(chunk.len())));
@@ -349,7 +349,9 @@ async fn store_checked(
             }
         }
 
+        let t = record(Phase::Finish, t);
         tx.commit().await?;
+        record(Phase::Commit, t);
         remember_points(caches, batch, &ids);
         Ok(StoreOutcome::Stored { samples: c.samples })
     })
@@ -392,27 +394,59 @@ fn sample_rows<'a>(
 
 /// How each database takes a batch's samples.
 trait WriteSamples {
-    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<(), sqlx::Error>;
+    /// Writes the samples; returns the batch's rollup deltas.
+    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<Deltas, sqlx::Error>;
+    async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error>;
+}
+
+/// A batch's rollup deltas, by `(point_id, bucket_ms)`.
+type Deltas = BTreeMap<(i64, i64), rollups::Agg>;
+
+fn deltas(rows: impl Iterator<Item = (i64, i64, Option<f64>, i16)>) -> Deltas {
+    rollups::aggregate(rows.map(|(p, t, v, _)| (p, t, v)), rollups::DELTA_BUCKET_MS)
 }
 
 impl WriteSamples for sqlx::PgConnection {
-    /// Binary `COPY`, streamed in chunks of [`COPY_CHUNK_BYTES`].
-    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<(), sqlx::Error> {
+    /// Binary `COPY`, sorted by `(point_id, ts_ms)` and streamed in chunks of
+    /// [`COPY_CHUNK_BYTES`], so the server inserts one chunk while the next
+    /// is encoded; the deltas are aggregated before `COPY` ends.
+    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<Deltas, sqlx::Error> {
         if batch.sample_count() == 0 {
-            return Ok(());
+            return Ok(Deltas::new());
         }
+        // In index order: consecutive rows land on the same index leaf and,
+        // for reads, a point's samples share heap pages.
+        let mut rows: Vec<_> = sample_rows(batch, ids).collect();
+        rows.sort_unstable_by_key(|r| (r.0, r.1));
         let mut copy = self.copy_in_raw(pgcopy::COPY_SAMPLES).await?;
-        let cap = (batch.sample_count() * pgcopy::TUPLE_LEN + 32).min(COPY_CHUNK_BYTES + 64);
-        let mut buf = Vec::with_capacity(cap);
+        let mut buf = Vec::with_capacity(COPY_CHUNK_BYTES + 64);
         pgcopy::push_header(&mut buf);
-        for (pid, ts, v, q) in sample_rows(batch, ids) {
-            pgcopy::push_tuple(&mut buf, pid, ts, v, q);
+        for (pid, ts, v, q) in &rows {
+            pgcopy::push_tuple(&mut buf, *pid, *ts, *v, *q);
             if buf.len() >= COPY_CHUNK_BYTES {
                 copy.send(buf.as_slice()).await?;
                 buf.clear();
             }
         }
         pgcopy::push_trailer(&mut buf);
+        copy.send(buf.as_slice()).await?;
+        let deltas = deltas(rows.iter().copied());
+        copy.finish().await?;
+        Ok(deltas)
+    }
+
+    /// Binary `COPY`, in one message (a few hundred KiB at most).
+    async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(32 + deltas.len() * pgcopy::DELTA_LEN);
+        pgcopy::push_header(&mut buf);
+        for ((pid, bucket), a) in deltas {
+            pgcopy::push_delta(&mut buf, *pid, *bucket, a);
+        }
+        pgcopy::push_trailer(&mut buf);
+        let mut copy = self.copy_in_raw(rollups::COPY_DELTAS).await?;
         copy.send(buf.as_slice()).await?;
         copy.finish().await?;
         Ok(())
@@ -422,17 +456,57 @@ impl WriteSamples for sqlx::PgConnection {
 impl WriteSamples for sqlx::SqliteConnection {
     /// Multi-row `INSERT`s; full chunks share one statement text, which sqlx
     /// prepares once per connection and reuses.
-    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<(), sqlx::Error> {
-        let rows: Vec<_> = sample_rows(batch, ids).collect();
-        for chunk in rows.chunks(SAMPLE_ROWS_PER_INSERT) {
+    async fn write_samples(&mut self, batch: &Batch, ids: &[i64]) -> Result<Deltas, sqlx::Error> {
+        // In index order, as on Postgres.
+        let mut rows: Vec<_> = sample_rows(batch, ids).collect();
+        rows.sort_unstable_by_key(|r| (r.0, r.1));
+        for chunk in ladder(&rows, SAMPLE_ROWS_PER_INSERT) {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_samples_sql(chunk.len())));
             for (pid, ts, v, qual) in chunk {
                 q = q.bind(*pid).bind(*ts).bind(*v).bind(*qual);
             }
             q.execute(&mut *self).await?;
         }
+        Ok(deltas(rows.into_iter()))
+    }
+
+    async fn write_deltas(&mut self, deltas: &Deltas) -> Result<(), sqlx::Error> {
+        let rows: Vec<_> = deltas.iter().collect();
+        for chunk in ladder(&rows, rollups::ROWS_PER_INSERT) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(rollups::insert_deltas_sql(chunk.len())));
+            for ((pid, b), a) in chunk {
+                q = q
+                    .bind(*pid)
+                    .bind(*b)
+                    .bind(a.samples)
+                    .bind(a.count)
+                    .bind(a.sum)
+                    .bind(a.min)
+                    .bind(a.max);
+            }
+            q.execute(&mut *self).await?;
+        }
         Ok(())
     }
+}
+
+/// Splits `rows` into chunks of `max` rows, then the rest into chunks of
+/// `max / 10`, `max / 100`, … 1 rows: a handful of statement texts in all,
+/// so SQLite's prepared statements are reused instead of a new multi-row
+/// statement being prepared for every batch's odd remainder.
+fn ladder<T>(rows: &[T], max: usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = rows;
+    let mut size = max.max(1);
+    while !rest.is_empty() {
+        while rest.len() >= size {
+            let (head, tail) = rest.split_at(size);
+            out.push(head);
+            rest = tail;
+        }
+        size = (size / 10).max(1);
+    }
+    out
 }
 
 fn values_list(sql: &mut String, rows: usize, cols: usize) {
@@ -481,6 +555,19 @@ fn insert_drops_sql(rows: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ladder_uses_few_chunk_sizes() {
+        let rows: Vec<usize> = (0..1234).collect();
+        let sizes: Vec<usize> = super::ladder(&rows, 500).iter().map(|c| c.len()).collect();
+        assert_eq!(
+            sizes,
+            vec![500, 500, 50, 50, 50, 50, 5, 5, 5, 5, 5, 5, 1, 1, 1, 1]
+        );
+        let back: Vec<usize> = super::ladder(&rows, 500).concat();
+        assert_eq!(back, rows);
+        assert!(super::ladder(&rows[..0], 500).is_empty());
+    }
+
     #[test]
     fn insert_sql_numbers_placeholders_in_order() {
         assert_eq!(

@@ -2,12 +2,17 @@
 //! quality)`: header, one tuple per sample, trailer. Network byte order.
 //! <https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4>
 
+use super::rollups::Agg;
+
 /// `COPY` statement matching [`push_tuple`]'s column order and types.
 pub const COPY_SAMPLES: &str =
     "COPY samples (point_id, ts_ms, value, quality) FROM STDIN (FORMAT binary)";
 
 /// Bytes of one tuple with a value (44) or with a NULL value (36).
 pub const TUPLE_LEN: usize = 2 + (4 + 8) + (4 + 8) + (4 + 8) + (4 + 2);
+
+/// Bytes of one delta row at most (both extremes present).
+pub const DELTA_LEN: usize = 2 + 7 * (4 + 8);
 
 /// Signature, flags (no OIDs), header extension length 0.
 pub fn push_header(buf: &mut Vec<u8>) {
@@ -32,6 +37,34 @@ pub fn push_tuple(buf: &mut Vec<u8>, point_id: i64, ts_ms: i64, value: Option<f6
     }
     buf.extend_from_slice(&2i32.to_be_bytes());
     buf.extend_from_slice(&quality.to_be_bytes());
+}
+
+fn push_f64(buf: &mut Vec<u8>, v: Option<f64>) {
+    match v {
+        Some(v) => {
+            buf.extend_from_slice(&8i32.to_be_bytes());
+            buf.extend_from_slice(&v.to_bits().to_be_bytes());
+        }
+        None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+    }
+}
+
+fn push_i64(buf: &mut Vec<u8>, v: i64) {
+    buf.extend_from_slice(&8i32.to_be_bytes());
+    buf.extend_from_slice(&v.to_be_bytes());
+}
+
+/// One `rollup_deltas` row (see [`crate::ingest::rollups::COPY_DELTAS`]):
+/// `int8` × 4, `float8`, `float8` or NULL × 2.
+pub fn push_delta(buf: &mut Vec<u8>, point_id: i64, bucket_ms: i64, a: &Agg) {
+    buf.extend_from_slice(&7i16.to_be_bytes());
+    push_i64(buf, point_id);
+    push_i64(buf, bucket_ms);
+    push_i64(buf, a.samples);
+    push_i64(buf, a.count);
+    push_f64(buf, Some(a.sum));
+    push_f64(buf, a.min);
+    push_f64(buf, a.max);
 }
 
 /// Field count −1 ends the data.
@@ -63,5 +96,19 @@ mod tests {
         assert_eq!(&b[before + 26..before + 30], &[0xff; 4]);
         push_trailer(&mut b);
         assert_eq!(&b[b.len() - 2..], &[0xff, 0xff]);
+    }
+
+    #[test]
+    fn encodes_a_delta_with_null_extremes() {
+        let mut b = Vec::new();
+        let a = Agg {
+            samples: 2,
+            ..Agg::EMPTY
+        };
+        push_delta(&mut b, 1, 60_000, &a);
+        // 2 + 4 × 12 + 12 (sum) + 2 × 4 (NULL min, max)
+        assert_eq!(b.len(), 2 + 48 + 12 + 8);
+        assert_eq!(&b[..2], &[0, 7]);
+        assert_eq!(&b[b.len() - 8..], &[0xff; 8]);
     }
 }

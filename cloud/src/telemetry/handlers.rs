@@ -169,7 +169,8 @@ pub struct SamplesQuery {
     /// End, exclusive (Unix ms). Default: now.
     to: Option<i64>,
     /// `raw` (default), `1m` or `15m`. Aggregates are of whole buckets
-    /// overlapping `[from, to)`, read from rollups maintained on ingest.
+    /// overlapping `[from, to)`, read from rollups maintained on ingest
+    /// (exact as soon as a batch is acknowledged).
     resolution: Option<String>,
     /// Most samples or buckets to return, 1 to 10000 (default 100).
     limit: Option<i64>,
@@ -254,22 +255,25 @@ pub async fn get_samples(
             out.samples = Some(samples);
         }
         Some(bucket) => {
-            // Whole buckets overlapping [from, to), from the rollups kept on
-            // ingest; `table` is one of two constants, never user input.
+            // Whole buckets overlapping [from, to): the folded rollups plus
+            // the deltas not folded yet; `table` is one of two constants,
+            // never user input.
             let table = if bucket == 60_000 {
                 "rollups_1m"
             } else {
                 "rollups_15m"
             };
             let start = from.div_euclid(bucket).saturating_mul(bucket);
-            let sql = format!(
-                "SELECT bucket_ms, min, CASE WHEN count > 0 THEN sum / count END, max, count \
-                 FROM {table} WHERE point_id = $1 AND bucket_ms >= $2 AND bucket_ms < $3 \
-                 ORDER BY bucket_ms LIMIT $4"
-            );
+            // Buckets starting before `to` = buckets starting before `to`
+            // rounded up to a bucket boundary, which also bounds the deltas.
+            let end = to
+                .div_euclid(bucket)
+                .saturating_add(i64::from(to.rem_euclid(bucket) != 0))
+                .saturating_mul(bucket);
+            let sql = crate::ingest::rollups::read_sql(table, bucket);
             let mut buckets: Vec<Bucket> = on_db!(&st.db, p => {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(id).bind(start).bind(to).bind(limit + 1).fetch_all(p).await?;
+                    .bind(id).bind(start).bind(end).bind(limit + 1).fetch_all(p).await?;
                 rows.iter().map(|r| Ok::<_, sqlx::Error>(Bucket {
                     ts_ms: r.try_get(0)?, min: r.try_get(1)?, avg: r.try_get(2)?,
                     max: r.try_get(3)?, count: r.try_get(4)?,

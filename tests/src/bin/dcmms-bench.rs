@@ -50,6 +50,15 @@ struct Cli {
     /// beyond a standing one-hour backlog; disk use and RSS are printed per day.
     #[arg(long, default_value_t = 0)]
     churn_days: u64,
+    /// Skip the SQLite ingest figure.
+    #[arg(long)]
+    no_sqlite: bool,
+    /// Only the cloud ingest figures (skip the buffer figures).
+    #[arg(long)]
+    ingest_only: bool,
+    /// Print per-phase ingest time and process CPU after each ingest figure.
+    #[arg(long)]
+    phases: bool,
 }
 
 const T0: i64 = 1_782_000_000_000; // 2026-06-21 00:00 UTC, 05:30 at the site
@@ -144,22 +153,41 @@ async fn main() -> anyhow::Result<()> {
     println!("| figure | value |");
     println!("|---|---|");
 
-    // 1. Buffer append, durable, 500 ms batches.
     let dir = tempfile::tempdir()?;
+    if !cli.ingest_only {
+        buffer_figures(&batches, total, dir.path()).await?;
+    }
+    ingest_figures(&cli, &batches, start, dir.path()).await?;
+    println!(
+        "| peak RSS of this process | {:.1} MiB |",
+        peak_rss_kib() as f64 / 1024.0
+    );
+    if cli.churn_days > 0 {
+        churn(&batches, rate, cli.churn_days, dir.path()).await?;
+    }
+    Ok(())
+}
+
+async fn buffer_figures(
+    batches: &[Vec<Series>],
+    total: u64,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    // 1. Buffer append, durable, 500 ms batches.
     let metrics = EdgeMetrics::default();
     let limits = Limits {
         compact_after_ms: 0,
         ..Limits::default()
     };
     let buf = Buffer::open(
-        &dir.path().join("a"),
+        &dir.join("a"),
         64 << 20,
         limits.clone(),
         "bench-gw",
         metrics.clone(),
     )?;
     let t = Instant::now();
-    for b in &batches {
+    for b in batches {
         buf.append(b.clone(), 0).await?;
     }
     let secs = t.elapsed().as_secs_f64();
@@ -192,7 +220,7 @@ async fn main() -> anyhow::Result<()> {
     // 2. Big batches: the batcher seals at 50,000 samples under heavy load.
     let big: Vec<Vec<Series>> = batches.chunks(50).map(|c| c.concat()).collect();
     let buf2 = Buffer::open(
-        &dir.path().join("b"),
+        &dir.join("b"),
         64 << 20,
         limits.clone(),
         "bench-gw",
@@ -219,7 +247,16 @@ async fn main() -> anyhow::Result<()> {
         "| buffer drain (next + mark offered + remove) | {:.0} samples/s |",
         total as f64 / t.elapsed().as_secs_f64()
     );
+    drop(frames);
+    Ok(())
+}
 
+async fn ingest_figures(
+    cli: &Cli,
+    batches: &[Vec<Series>],
+    start: i64,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
     // 4. Cloud ingest over HTTP: re-seal the site data as 10,000-sample batches.
     let ingest_batches: Vec<Batch> = batches
         .chunks(10)
@@ -238,7 +275,10 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(dcmms_edge::buffer::encode_frame)
         .collect::<Result<_, _>>()?;
-    let mut targets = vec![("SQLite", dcmms_cloud::testing::sqlite_url(dir.path()))];
+    let mut targets = Vec::new();
+    if !cli.no_sqlite {
+        targets.push(("SQLite", dcmms_cloud::testing::sqlite_url(dir)));
+    }
     if !cli.no_postgres {
         match dcmms_cloud::testing::fresh_postgres_database().await {
             Ok(url) => targets.push(("Postgres", url)),
@@ -246,22 +286,76 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     for (name, url) in targets {
-        let n = ingest(&url, &encoded, cli.uploaders)
+        let before = dcmms_cloud::ingest::phases::snapshot();
+        let (n, cpu) = ingest(&url, &encoded, cli.uploaders)
             .await
             .with_context(|| format!("ingest into {name}"))?;
         println!(
             "| cloud ingest over HTTP into {name} ({} uploaders, 10,000-sample batches) | {n:.0} samples/s |",
             cli.uploaders
         );
-    }
-    println!(
-        "| peak RSS of this process | {:.1} MiB |",
-        peak_rss_kib() as f64 / 1024.0
-    );
-    if cli.churn_days > 0 {
-        churn(&batches, rate, cli.churn_days, dir.path()).await?;
+        if cli.phases {
+            let after = dcmms_cloud::ingest::phases::snapshot();
+            let phases: Vec<String> = after
+                .iter()
+                .zip(&before)
+                .map(|((name, a), (_, b))| format!("{name} {:.2}", a - b))
+                .collect();
+            println!(
+                "| {name}: phase seconds (summed over requests) | {} |",
+                phases.join(", ")
+            );
+            println!(
+                "| {name}: wall {:.2} s, this process CPU {:.2} s, database backends CPU {:.2} s |  |",
+                cpu.wall, cpu.own, cpu.backends
+            );
+            println!(
+                "| {name}: fold of the {} rollup deltas left unfolded at the end | {:.2} s |",
+                cpu.folded, cpu.fold_secs
+            );
+        }
     }
     Ok(())
+}
+
+/// CPU seconds spent during one ingest figure.
+#[derive(Debug, Default)]
+struct Cpu {
+    wall: f64,
+    own: f64,
+    /// Postgres backends of the benchmark's database (0 on SQLite).
+    backends: f64,
+    /// Folding the rollup deltas left after the last batch.
+    fold_secs: f64,
+    folded: u64,
+}
+
+/// utime + stime of a process, in seconds (Linux, 100 ticks/s).
+fn proc_cpu(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let u: f64 = f.get(11)?.parse().ok()?;
+            let k: f64 = f.get(12)?.parse().ok()?;
+            Some((u + k) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// CPU of the Postgres backends connected to the database of `db`.
+async fn backends_cpu(db: &dcmms_cloud::Db) -> f64 {
+    let dcmms_cloud::Db::Postgres(pool) = db else {
+        return 0.0;
+    };
+    let pids: Vec<i32> =
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+    pids.iter().map(|p| proc_cpu(&p.to_string())).sum()
 }
 
 fn rss_kib() -> u64 {
@@ -357,7 +451,7 @@ async fn churn(
 }
 
 /// Posts every frame over HTTP; returns committed samples per second.
-async fn ingest(url: &str, frames: &[Vec<u8>], uploaders: usize) -> anyhow::Result<f64> {
+async fn ingest(url: &str, frames: &[Vec<u8>], uploaders: usize) -> anyhow::Result<(f64, Cpu)> {
     let stop = CancellationToken::new();
     let cloud = dcmms_cloud::start(
         &CloudConfig {
@@ -373,6 +467,7 @@ async fn ingest(url: &str, frames: &[Vec<u8>], uploaders: usize) -> anyhow::Resu
     let endpoint = format!("{}{}", cloud.url(), INGEST_PATH);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let frames = std::sync::Arc::new(frames.to_vec());
+    let own0 = proc_cpu("self");
     let t = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..uploaders.max(1) {
@@ -404,8 +499,32 @@ async fn ingest(url: &str, frames: &[Vec<u8>], uploaders: usize) -> anyhow::Resu
         t.await??;
     }
     let secs = t.elapsed().as_secs_f64();
+    let own1 = proc_cpu("self");
+    let backends1 = backends_cpu(&cloud.db).await;
+    // The rollup deltas not folded yet by the background task: fold them now
+    // and report how long that took (the fold is part of the cost of ingest).
+    let tf = Instant::now();
+    let caches = dcmms_cloud::db::Caches::default();
+    let mut folded = 0u64;
+    for _ in 0..100 {
+        match dcmms_cloud::ingest::rollups::fold(&cloud.db, &caches).await {
+            Ok(0) => break,
+            Ok(n) => folded += n,
+            // A concurrent fold by the service's own task: try again.
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    let fold_secs = tf.elapsed().as_secs_f64();
+    let cpu = Cpu {
+        wall: secs,
+        own: own1 - own0,
+        // The backends were opened for this figure, so their total is its share.
+        backends: backends1,
+        fold_secs,
+        folded,
+    };
     let committed = cloud.metrics.samples_committed();
     stop.cancel();
     cloud.wait().await?;
-    Ok(committed as f64 / secs)
+    Ok((committed as f64 / secs, cpu))
 }
