@@ -719,3 +719,35 @@ async fn postgres_work_order_detail() {
     work_orders(&ctx).await;
     webhooks_scenario(&ctx).await;
 }
+
+#[tokio::test]
+async fn the_new_endpoints_are_in_the_openapi_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = Ctx::new(&testing::sqlite_url(dir.path())).await;
+    let (s, doc) = ctx
+        .call(Method::GET, "/api/v1/openapi.json", "none", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for p in [
+        "/api/v1/work-orders/{id}/tasks",
+        "/api/v1/work-orders/{id}/tasks/{task_id}/result",
+        "/api/v1/work-orders/{id}/tasks/{task_id}/follow-up",
+        "/api/v1/work-orders/{id}/comments",
+        "/api/v1/work-orders/{id}/crew",
+        "/api/v1/crews",
+        "/api/v1/crews/{id}",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks/{id}",
+        "/api/v1/webhooks/{id}/deliveries",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} missing");
+    }
+    for schema in ["Task", "Comment", "Crew", "Subscription", "Delivery"] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "{schema} missing"
+        );
+    }
+    let wo = &doc["components"]["schemas"]["WorkOrder"]["properties"];
+    assert!(wo.get("sla_breached").is_some() && wo.get("crew_id").is_some());
+}
