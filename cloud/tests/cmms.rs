@@ -835,6 +835,12 @@ fn endpoints(
             None,
             Some(Permission::ManageUsers),
         ),
+        (
+            Method::POST,
+            "/api/v1/webhooks/999999/deliveries/999999/redeliver".into(),
+            None,
+            Some(Permission::ManageUsers),
+        ),
         // PM: plan 1 is the (inactive) plan `role_walk` creates.
         (
             Method::GET,

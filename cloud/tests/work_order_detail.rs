@@ -313,6 +313,27 @@ async fn work_orders(ctx: &Ctx) {
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "stale task version");
 
+    // Crew members log time on the crew's orders; others may not.
+    let te = format!("/api/v1/work-orders/{id}/time-entries");
+    let (s, b) = ctx
+        .call(
+            Method::POST,
+            &te,
+            &tech,
+            Some(json!({"minutes": 45, "hourly_rate_paise": 50000})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, _) = ctx
+        .call(
+            Method::POST,
+            &te,
+            &tech2,
+            Some(json!({"minutes": 45, "hourly_rate_paise": 50000})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
     // Completing with the required fan check unanswered: 409 naming it.
     let (s, b) = ctx.act(id, &tech, "complete").await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
@@ -669,6 +690,39 @@ async fn webhooks_scenario(ctx: &Ctx) {
     };
     stop.cancel();
     task.await.unwrap();
+    // A dead letter can be queued again (admins); a delivered one cannot.
+    let dead_delivery = dl["items"][0]["id"].as_i64().unwrap();
+    let again = ctx
+        .ok(
+            Method::POST,
+            &format!("/api/v1/webhooks/{dead_id}/deliveries/{dead_delivery}/redeliver"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (again["status"].as_str(), again["attempts"].as_i64()),
+        (Some("pending"), Some(0))
+    );
+    let delivered = ok["items"][0]["id"].as_i64().unwrap();
+    let (s, _) = ctx
+        .call(
+            Method::POST,
+            &format!("/api/v1/webhooks/{flaky_id}/deliveries/{delivered}/redeliver"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = ctx
+        .call(
+            Method::POST,
+            &format!("/api/v1/webhooks/{dead_id}/deliveries/{dead_delivery}/redeliver"),
+            &sup,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 
     let ok = &ok["items"].as_array().unwrap();
     assert_eq!(
@@ -705,6 +759,7 @@ async fn webhooks_scenario(ctx: &Ctx) {
 
 #[tokio::test]
 async fn sqlite_work_order_detail() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let dir = tempfile::tempdir().unwrap();
     let ctx = Ctx::new(&testing::sqlite_url(dir.path())).await;
     work_orders(&ctx).await;
@@ -714,6 +769,7 @@ async fn sqlite_work_order_detail() {
 #[cfg(feature = "postgres-tests")]
 #[tokio::test]
 async fn postgres_work_order_detail() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let url = testing::fresh_postgres_database().await.unwrap();
     let ctx = Ctx::new(&url).await;
     work_orders(&ctx).await;
@@ -739,6 +795,7 @@ async fn the_new_endpoints_are_in_the_openapi_document() {
         "/api/v1/webhooks",
         "/api/v1/webhooks/{id}",
         "/api/v1/webhooks/{id}/deliveries",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing");
     }

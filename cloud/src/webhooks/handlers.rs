@@ -11,7 +11,7 @@ use crate::http::{AppState, Page, page, with_etag};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::collections::HashMap;
 use utoipa::OpenApi;
@@ -22,11 +22,15 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/webhooks", get(list).post(create))
         .route("/api/v1/webhooks/{id}", get(get_one).patch(update))
         .route("/api/v1/webhooks/{id}/deliveries", get(deliveries))
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(redeliver),
+        )
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(create, list, get_one, update, deliveries),
+    paths(create, list, get_one, update, deliveries, redeliver),
     components(schemas(
         Subscription,
         CreatedSubscription,
@@ -138,4 +142,19 @@ pub async fn deliveries(
     }
     let items = super::deliveries(&st.db, id, status, limit + 1, offset).await?;
     Ok(Json(page(items, limit, offset)))
+}
+
+/// Queue a dead letter again, with a fresh attempt budget.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
+    responses((status = 200, body = Delivery), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn redeliver(
+    State(st): State<AppState>,
+    who: Principal,
+    Path((id, delivery_id)): Path<(i64, i64)>,
+) -> Result<Json<Delivery>, AppError> {
+    who.require(Permission::ManageUsers)?;
+    Ok(Json(
+        super::redeliver(&st.db, &st.caches, &who, id, delivery_id).await?,
+    ))
 }

@@ -30,8 +30,10 @@ pub const EVENTS: [&str; 4] = [
     "alarm.cleared",
 ];
 
-/// A webhook secret: never shown by `Debug`, logs or reads.
-#[derive(Clone, PartialEq, Eq)]
+/// A webhook secret: never shown by `Debug` or logs; serialised only in
+/// the creation response.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -75,7 +77,8 @@ pub struct CreatedSubscription {
     #[serde(flatten)]
     pub subscription: Subscription,
     /// The HMAC key; shown only here.
-    pub secret: String,
+    #[schema(value_type = String)]
+    pub secret: Secret,
 }
 
 /// A new subscription.
@@ -248,7 +251,7 @@ pub async fn create(
     tx.commit().await?;
     Ok(CreatedSubscription {
         subscription: s,
-        secret,
+        secret: Secret(secret),
     })
 }
 
@@ -342,10 +345,22 @@ pub async fn deliveries(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Delivery>, AppError> {
+    deliveries_where(db, sub, None, status, limit, offset).await
+}
+
+async fn deliveries_where(
+    db: &Db,
+    sub: i64,
+    id: Option<i64>,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Delivery>, AppError> {
     let rows: Vec<DeliveryRow> = on_db!(db, p => sqlx::query_as(
         "SELECT id, subscription_id, event, status, attempts, next_attempt_ms, last_status, last_error, created_ms, delivered_ms, body \
-         FROM webhook_deliveries WHERE subscription_id = $1 AND ($2 IS NULL OR status = $2) ORDER BY id DESC LIMIT $3 OFFSET $4")
-        .bind(sub).bind(status).bind(limit).bind(offset).fetch_all(p).await)?;
+         FROM webhook_deliveries WHERE subscription_id = $1 AND ($2 IS NULL OR status = $2) AND ($5 IS NULL OR id = $5) \
+         ORDER BY id DESC LIMIT $3 OFFSET $4")
+        .bind(sub).bind(status).bind(limit).bind(offset).bind(id).fetch_all(p).await)?;
     Ok(rows
         .into_iter()
         .map(|r| Delivery {
@@ -364,6 +379,56 @@ pub async fn deliveries(
         .collect())
 }
 
+/// Puts a dead letter back in the queue with a fresh attempt budget
+/// (409 unless it is dead); audited.
+pub async fn redeliver(
+    db: &Db,
+    caches: &Caches,
+    who: &Principal,
+    sub: i64,
+    id: i64,
+) -> Result<Delivery, AppError> {
+    let mut tx = db.write(caches).await?;
+    let row: Option<(String,)> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT status FROM webhook_deliveries WHERE id = $1 AND subscription_id = $2")
+        .bind(id).bind(sub).fetch_optional(c).await)?;
+    let Some((status,)) = row else {
+        return Err(AppError::not_found(
+            &format!("delivery of webhook {sub}"),
+            id,
+        ));
+    };
+    if status != "dead" {
+        return Err(AppError::Conflict {
+            kind: "delivery-not-dead",
+            detail: format!("delivery {id} is {status}: only a dead letter is redelivered"),
+            field: None,
+        });
+    }
+    let now = now_ms();
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_ms = $1 WHERE id = $2")
+        .bind(now).bind(id).execute(c).await.map(|_| ()))?;
+    audit::record(
+        &mut tx,
+        now,
+        audit::Change {
+            actor: &who.actor(),
+            action: "redeliver",
+            entity: "webhook_delivery",
+            entity_id: &id.to_string(),
+            before: Some(serde_json::json!({ "status": status })),
+            after: Some(serde_json::json!({ "status": "pending" })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    deliveries_where(db, sub, Some(id), None, 1, 0)
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::not_found("delivery", id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +441,19 @@ mod tests {
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         assert_eq!(format!("{:?}", Secret("x".into())), "Secret(***)");
+        let c = CreatedSubscription {
+            subscription: Subscription {
+                id: 1,
+                url: "http://h/".into(),
+                events: vec![],
+                active: true,
+                created_ms: 0,
+                updated_ms: 0,
+                version: 1,
+            },
+            secret: Secret("hunter2hunter2hunter2".into()),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(serde_json::to_string(&c).is_ok_and(|j| j.contains("hunter2hunter2hunter2")));
     }
 }

@@ -329,7 +329,8 @@ pub async fn lock_for_costs(
     let wo = get_in_tx(tx, id)
         .await?
         .ok_or_else(|| AppError::not_found("work order", id))?;
-    check_assignee(who, &wo, what)?;
+    // A member of the order's crew counts as assignee (work_orders::crews).
+    super::crews::require_assignee(tx, who, &wo, what).await?;
     if n == 0 {
         return Err(AppError::Conflict {
             kind: "work-order-final",
