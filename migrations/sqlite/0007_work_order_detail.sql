@@ -25,6 +25,10 @@ ALTER TABLE work_orders ADD COLUMN crew_id INTEGER REFERENCES crews (id);
 ALTER TABLE work_orders ADD COLUMN parent_id INTEGER REFERENCES work_orders (id);
 -- created_ms + the SLA of the priority (docs/specs/work-order-lifecycle.md).
 ALTER TABLE work_orders ADD COLUMN sla_due_ms INTEGER;
+-- Existing orders get the SLA of their priority too.
+UPDATE work_orders SET sla_due_ms = created_ms + CASE priority
+    WHEN 1 THEN 14400000 WHEN 2 THEN 86400000 WHEN 3 THEN 259200000
+    WHEN 4 THEN 604800000 ELSE 2592000000 END;
 CREATE INDEX work_orders_sla ON work_orders (sla_due_ms);
 CREATE INDEX work_orders_parent ON work_orders (parent_id);
 
