@@ -31,6 +31,9 @@
 //! - [`pm`]: preventive maintenance: plans, generation ahead over a
 //!   horizon (background task every 10 min), compliance
 //!   (docs/specs/preventive-maintenance.md).
+//! - [`webhooks`]: signed outgoing webhooks for work-order and alarm
+//!   events: an outbox written with the change, a delivery task with
+//!   retries, backoff and dead letters (docs/specs/webhooks.md).
 //! - [`seed`]: the demo's users, site, asset tree and work orders.
 //! - [`testing`]: helpers for tests against a real database.
 //! - [`http`]: router ([`http::app`]), state, pagination, problem+json
@@ -56,6 +59,7 @@ pub mod retention;
 pub mod seed;
 pub mod telemetry;
 pub mod testing;
+pub mod webhooks;
 pub mod work_orders;
 
 use std::net::SocketAddr;
@@ -91,6 +95,7 @@ pub struct RunningCloud {
     task: JoinHandle<std::io::Result<()>>,
     retention: JoinHandle<()>,
     pm: JoinHandle<()>,
+    webhooks: JoinHandle<()>,
 }
 
 impl RunningCloud {
@@ -111,6 +116,9 @@ impl RunningCloud {
         }
         if let Err(e) = self.pm.await {
             tracing::warn!(error = %e, "PM generation task ended abnormally");
+        }
+        if let Err(e) = self.webhooks.await {
+            tracing::warn!(error = %e, "webhook delivery task ended abnormally");
         }
         self.db.close().await;
         res
@@ -146,6 +154,12 @@ pub async fn start(
         shutdown.clone(),
     );
     let pm = pm::generate::spawn(db.clone(), caches.clone(), shutdown.clone());
+    let webhooks = webhooks::delivery::spawn(
+        db.clone(),
+        caches.clone(),
+        webhooks::delivery::Settings::default(),
+        shutdown.clone(),
+    );
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -160,5 +174,6 @@ pub async fn start(
         task,
         retention,
         pm,
+        webhooks,
     })
 }

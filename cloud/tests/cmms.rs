@@ -737,6 +737,110 @@ fn endpoints(
             Some(json!({"version": 999_999, "action": "approve"})),
             Some(Permission::ApproveWorkOrder),
         ),
+        // Work-order detail: checklists, comments, crews (ids 999999 do not exist).
+        (
+            Method::GET,
+            format!("/api/v1/work-orders/{wo}/tasks"),
+            None,
+            Some(Permission::Read),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/work-orders/{wo}/tasks"),
+            Some(json!({"text": format!("check {n}"), "kind": "pass_fail"})),
+            Some(Permission::EditWorkOrder),
+        ),
+        (
+            Method::POST,
+            "/api/v1/work-orders/999999/tasks/999999/result".into(),
+            Some(json!({"version": 1, "value": true})),
+            Some(Permission::ExecuteWorkOrder),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/work-orders/{wo}/tasks/999999/follow-up"),
+            None,
+            Some(Permission::RequestWorkOrder),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/work-orders/{wo}/comments"),
+            None,
+            Some(Permission::Read),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/work-orders/{wo}/comments"),
+            Some(json!({"body": "walk"})),
+            Some(Permission::RequestWorkOrder),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/work-orders/{wo}/crew"),
+            Some(json!({"version": 999_999, "crew_id": null})),
+            Some(Permission::PlanWorkOrder),
+        ),
+        (
+            Method::GET,
+            "/api/v1/crews".into(),
+            None,
+            Some(Permission::Read),
+        ),
+        (
+            Method::POST,
+            "/api/v1/crews".into(),
+            Some(json!({"site_id": site, "name": format!("crew {n}")})),
+            Some(Permission::PlanWorkOrder),
+        ),
+        (
+            Method::GET,
+            "/api/v1/crews/999999".into(),
+            None,
+            Some(Permission::Read),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/crews/999999".into(),
+            Some(json!({"version": 1})),
+            Some(Permission::PlanWorkOrder),
+        ),
+        // Webhooks: admins only (manage_users).
+        (
+            Method::GET,
+            "/api/v1/webhooks".into(),
+            None,
+            Some(Permission::ManageUsers),
+        ),
+        (
+            Method::POST,
+            "/api/v1/webhooks".into(),
+            Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["alarm.raised"]})),
+            Some(Permission::ManageUsers),
+        ),
+        (
+            Method::GET,
+            "/api/v1/webhooks/999999".into(),
+            None,
+            Some(Permission::ManageUsers),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/webhooks/999999".into(),
+            Some(json!({"version": 1})),
+            Some(Permission::ManageUsers),
+        ),
+        (
+            Method::GET,
+            "/api/v1/webhooks/999999/deliveries".into(),
+            None,
+            Some(Permission::ManageUsers),
+        ),
+        (
+            Method::POST,
+            "/api/v1/webhooks/999999/deliveries/999999/redeliver".into(),
+            None,
+            Some(Permission::ManageUsers),
+        ),
         // PM: plan 1 is the (inactive) plan `role_walk` creates.
         (
             Method::GET,

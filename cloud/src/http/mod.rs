@@ -7,6 +7,8 @@ pub mod problem;
 
 use crate::db::{Caches, Db};
 use crate::pm::handlers::PmDoc;
+use crate::webhooks::handlers::WebhooksDoc;
+use crate::work_orders::detail::DetailDoc;
 use crate::{
     assets, audit, auth, completeness, costs, gateways, ingest, inventory, telemetry, work_orders,
 };
@@ -151,7 +153,7 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         inventory::Stock, inventory::Receipt, inventory::Adjustment, inventory::StockSettings,
         inventory::Reservation, inventory::NewReservation, inventory::Notification,
         costs::TimeEntry, costs::NewTimeEntry, costs::ExternalCost, costs::NewExternalCost, costs::CostRollup)),
-    modifiers(&SecurityAddon, &PmDoc),
+    modifiers(&SecurityAddon, &PmDoc, &DetailDoc, &WebhooksDoc),
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -318,6 +320,8 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
             get(costs::handlers::rollup),
         )
         .merge(crate::pm::handlers::routes())
+        .merge(crate::work_orders::detail::routes())
+        .merge(crate::webhooks::handlers::routes())
         .route("/api/v1/audit", get(audit::handlers::list))
         .route("/api/v1/audit/verify", get(audit::handlers::verify))
         .route("/api/v1/openapi.json", get(openapi_json))

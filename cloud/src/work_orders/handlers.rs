@@ -48,6 +48,9 @@ pub async fn create(
            ("assignee_id" = Option<i64>, Query, description = "Only this assignee"),
            ("status" = Option<String>, Query, description = "Only this status, e.g. IN_PROGRESS"),
            ("kind" = Option<String>, Query, description = "corrective, preventive, predictive or inspection"),
+           ("crew_id" = Option<i64>, Query, description = "Only this crew's"),
+           ("parent_id" = Option<i64>, Query, description = "Only follow-ups of this work order"),
+           ("sla_breached" = Option<bool>, Query, description = "true: only SLA-breached; false: only not breached"),
            ("sort" = Option<String>, Query, description = "id, priority, due_ms, created_ms or updated_ms; prefix - for descending"),
            ("limit" = Option<i64>, Query, description = "Page size, 1 to 10000"),
            ("offset" = Option<i64>, Query, description = "Items to skip")),
@@ -66,6 +69,9 @@ pub async fn list(
             "assignee_id",
             "status",
             "kind",
+            "crew_id",
+            "parent_id",
+            "sla_breached",
             "sort",
             "limit",
             "offset",
@@ -103,6 +109,15 @@ pub async fn list(
             ));
         }
         f.eq("kind", Some(Bind::Text(k.to_string())));
+    }
+    f.eq("crew_id", q.parse("crew_id", "an integer")?.map(Bind::Int));
+    f.eq(
+        "parent_id",
+        q.parse("parent_id", "an integer")?.map(Bind::Int),
+    );
+    if let Some(b) = q.parse::<bool>("sla_breached", "true or false")? {
+        f.binds.push(Bind::Int(crate::gateways::now_ms()));
+        f.clauses.push(super::sla::filter_sql(b, f.binds.len()));
     }
     let items = store::list(&st.db, &f, sort, limit + 1, offset).await?;
     Ok(Json(page(items, limit, offset)))

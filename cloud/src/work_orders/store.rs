@@ -65,6 +65,15 @@ pub struct WorkOrder {
     pub created_ms: i64,
     pub updated_ms: i64,
     pub version: i64,
+    /// The crew it is assigned to (with or instead of `assignee_id`).
+    pub crew_id: Option<i64>,
+    /// The work order whose failed checklist item raised this one.
+    pub parent_id: Option<i64>,
+    /// When the SLA of its priority runs out (`created_ms` + the SLA).
+    pub sla_due_ms: Option<i64>,
+    /// `sla_due_ms` has passed and it is not COMPLETED, CLOSED or CANCELLED
+    /// (computed when read).
+    pub sla_breached: bool,
 }
 
 impl WorkOrder {
@@ -160,45 +169,54 @@ pub struct HistoryEntry {
     pub comment: String,
 }
 
-type WoRow = (
-    i64,
-    i64,
-    Option<i64>,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    i64,
-    i64,
-    i64,
-    i64,
-);
-const WO_COLS: &str = "id, site_id, asset_id, kind, title, description, priority, status, status_reason, assignee_id, due_ms, created_by, created_ms, updated_ms, version";
+#[derive(sqlx::FromRow)]
+struct WoRow {
+    id: i64,
+    site_id: i64,
+    asset_id: Option<i64>,
+    kind: String,
+    title: String,
+    description: String,
+    priority: i64,
+    status: String,
+    status_reason: Option<String>,
+    assignee_id: Option<i64>,
+    due_ms: Option<i64>,
+    created_by: i64,
+    created_ms: i64,
+    updated_ms: i64,
+    version: i64,
+    crew_id: Option<i64>,
+    parent_id: Option<i64>,
+    sla_due_ms: Option<i64>,
+}
+const WO_COLS: &str = "id, site_id, asset_id, kind, title, description, priority, status, status_reason, assignee_id, due_ms, created_by, created_ms, updated_ms, version, crew_id, parent_id, sla_due_ms";
 
 fn wo_of(r: WoRow) -> Result<WorkOrder, AppError> {
-    let kind = Kind::parse(&r.3).ok_or_else(|| {
-        AppError::Internal(anyhow::anyhow!("work order {} has kind {:?}", r.0, r.3))
+    let kind = Kind::parse(&r.kind).ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!("work order {} has kind {:?}", r.id, r.kind))
     })?;
+    let sla_breached = super::sla::breached(r.sla_due_ms, &r.status, now_ms());
     Ok(WorkOrder {
-        id: r.0,
-        site_id: r.1,
-        asset_id: r.2,
+        id: r.id,
+        site_id: r.site_id,
+        asset_id: r.asset_id,
         kind,
-        title: r.4,
-        description: r.5,
-        priority: r.6,
-        status: r.7,
-        status_reason: r.8.as_deref().and_then(reason_of),
-        assignee_id: r.9,
-        due_ms: r.10,
-        created_by: r.11,
-        created_ms: r.12,
-        updated_ms: r.13,
-        version: r.14,
+        title: r.title,
+        description: r.description,
+        priority: r.priority,
+        status: r.status,
+        status_reason: r.status_reason.as_deref().and_then(reason_of),
+        assignee_id: r.assignee_id,
+        due_ms: r.due_ms,
+        created_by: r.created_by,
+        created_ms: r.created_ms,
+        updated_ms: r.updated_ms,
+        version: r.version,
+        crew_id: r.crew_id,
+        parent_id: r.parent_id,
+        sla_due_ms: r.sla_due_ms,
+        sla_breached,
     })
 }
 
@@ -208,7 +226,10 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<WorkOrder>, AppError> {
     r.map(wo_of).transpose()
 }
 
-async fn get_in_tx(tx: &mut WriteTx<'_>, id: i64) -> Result<Option<WorkOrder>, AppError> {
+pub(crate) async fn get_in_tx(
+    tx: &mut WriteTx<'_>,
+    id: i64,
+) -> Result<Option<WorkOrder>, AppError> {
     let sql = format!("SELECT {WO_COLS} FROM work_orders WHERE id = $1");
     let r: Option<WoRow> = on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(c).await)?;
     r.map(wo_of).transpose()
@@ -308,7 +329,8 @@ pub async fn lock_for_costs(
     let wo = get_in_tx(tx, id)
         .await?
         .ok_or_else(|| AppError::not_found("work order", id))?;
-    check_assignee(who, &wo, what)?;
+    // A member of the order's crew counts as assignee (work_orders::crews).
+    super::crews::require_assignee(tx, who, &wo, what).await?;
     if n == 0 {
         return Err(AppError::Conflict {
             kind: "work-order-final",
@@ -362,10 +384,10 @@ pub async fn create_in_tx(
     check_text(&n.title, &n.description, priority)?;
     check_refs(tx, n.site_id, n.asset_id, n.assignee_id).await?;
     let (id,): (i64,) = on_tx!(tx, c => sqlx::query_as(
-        "INSERT INTO work_orders (site_id, asset_id, kind, title, description, priority, status, status_reason, assignee_id, due_ms, created_by, created_ms, updated_ms, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'REQUESTED', NULL, $7, $8, $9, $10, $10, 1) RETURNING id")
+        "INSERT INTO work_orders (site_id, asset_id, kind, title, description, priority, status, status_reason, assignee_id, due_ms, created_by, created_ms, updated_ms, version, sla_due_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'REQUESTED', NULL, $7, $8, $9, $10, $10, 1, $11) RETURNING id")
         .bind(n.site_id).bind(n.asset_id).bind(n.kind.as_str()).bind(&n.title).bind(&n.description).bind(priority)
-        .bind(n.assignee_id).bind(n.due_ms).bind(created_by).bind(now)
+        .bind(n.assignee_id).bind(n.due_ms).bind(created_by).bind(now).bind(super::sla::due_ms(now, priority))
         .fetch_one(c).await)?;
     history(tx, id, now, created_by, None, Status::Requested, "").await?;
     let wo = get_in_tx(tx, id)
@@ -382,6 +404,13 @@ pub async fn create_in_tx(
             before: None,
             after: serde_json::to_value(&wo).ok(),
         },
+    )
+    .await?;
+    crate::webhooks::enqueue(
+        tx,
+        "work_order.created",
+        serde_json::json!({ "work_order": &wo }),
+        now,
     )
     .await?;
     Ok(wo)
@@ -434,11 +463,14 @@ pub async fn edit(
     }
     w.version += 1;
     w.updated_ms = now_ms();
+    // The SLA follows the priority, counted from creation.
+    w.sla_due_ms = Some(super::sla::due_ms(w.created_ms, w.priority));
+    w.sla_breached = super::sla::breached(w.sla_due_ms, &w.status, w.updated_ms);
     let n = on_tx!(tx, c => sqlx::query(
-        "UPDATE work_orders SET title = $1, description = $2, priority = $3, assignee_id = $4, due_ms = $5, updated_ms = $6, version = version + 1 \
+        "UPDATE work_orders SET title = $1, description = $2, priority = $3, assignee_id = $4, due_ms = $5, updated_ms = $6, version = version + 1, sla_due_ms = $9 \
          WHERE id = $7 AND version = $8")
         .bind(&w.title).bind(&w.description).bind(w.priority).bind(w.assignee_id).bind(w.due_ms).bind(w.updated_ms)
-        .bind(id).bind(e.version).execute(c).await.map(|r| r.rows_affected()))?;
+        .bind(id).bind(e.version).bind(w.sla_due_ms).execute(c).await.map(|r| r.rows_affected()))?;
     if n != 1 {
         return Err(AppError::stale(e.version, e.version + 1));
     }
@@ -480,7 +512,7 @@ pub async fn apply(
     let from = before.lifecycle_status()?;
     let actor = Actor {
         role: who.role,
-        is_assignee: before.assignee_id == Some(who.user_id),
+        is_assignee: super::crews::is_assignee(&mut tx, &before, who.user_id).await?,
     };
     let to = lifecycle::transition(from, action, actor).map_err(|e| match e {
         TransitionError::Forbidden { .. } | TransitionError::NotAssigned { .. } => {
@@ -509,7 +541,10 @@ pub async fn apply(
     // Parts follow the order in the same transaction: COMPLETE consumes its
     // reservations, CANCEL releases them (docs/specs/inventory-and-costs.md).
     match to {
-        Status::Completed => crate::inventory::consume_for(&mut tx, &who.actor(), id, now).await?,
+        Status::Completed => {
+            super::tasks::check_complete(&mut tx, id).await?;
+            crate::inventory::consume_for(&mut tx, &who.actor(), id, now).await?
+        }
         Status::Cancelled => crate::inventory::release_for(&mut tx, &who.actor(), id, now).await?,
         _ => {}
     }
@@ -527,6 +562,13 @@ pub async fn apply(
             before: serde_json::to_value(&before).ok(),
             after: serde_json::to_value(&after).ok(),
         },
+    )
+    .await?;
+    crate::webhooks::enqueue(
+        &mut tx,
+        "work_order.status_changed",
+        serde_json::json!({ "work_order": &after, "from": from.name(), "to": to.name(), "action": action.name() }),
+        now,
     )
     .await?;
     tx.commit().await?;
