@@ -31,6 +31,10 @@
 //! - [`pm`]: preventive maintenance: plans, generation ahead over a
 //!   horizon (background task every 10 min), compliance
 //!   (docs/specs/preventive-maintenance.md).
+//! - [`alarms`]: alarm rules (threshold, rate of change), alarms raised
+//!   from ingested telemetry by a background evaluator woken after each
+//!   committed batch, automatic corrective work orders with evidence,
+//!   repair verification (docs/specs/alarms.md).
 //! - [`seed`]: the demo's users, site, asset tree and work orders.
 //! - [`testing`]: helpers for tests against a real database.
 //! - [`http`]: router ([`http::app`]), state, pagination, problem+json
@@ -39,6 +43,7 @@
 //! [`start`] binds the listener and serves until the shutdown token fires;
 //! `dcmms-cloud serve`, the demo and the tests all go through it.
 
+pub mod alarms;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -91,6 +96,7 @@ pub struct RunningCloud {
     task: JoinHandle<std::io::Result<()>>,
     retention: JoinHandle<()>,
     pm: JoinHandle<()>,
+    alarms: JoinHandle<()>,
 }
 
 impl RunningCloud {
@@ -112,6 +118,9 @@ impl RunningCloud {
         if let Err(e) = self.pm.await {
             tracing::warn!(error = %e, "PM generation task ended abnormally");
         }
+        if let Err(e) = self.alarms.await {
+            tracing::warn!(error = %e, "alarm evaluator ended abnormally");
+        }
         self.db.close().await;
         res
     }
@@ -119,7 +128,8 @@ impl RunningCloud {
 
 /// Opens the database, binds the listener and serves until `shutdown`;
 /// runs the retention task ([`retention::spawn`]) and PM generation
-/// ([`pm::generate::spawn`]) alongside.
+/// ([`pm::generate::spawn`]) and the alarm evaluator
+/// ([`alarms::evaluate::spawn`]) alongside.
 pub async fn start(
     cfg: &CloudConfig,
     shutdown: CancellationToken,
@@ -146,6 +156,7 @@ pub async fn start(
         shutdown.clone(),
     );
     let pm = pm::generate::spawn(db.clone(), caches.clone(), shutdown.clone());
+    let alarms = alarms::evaluate::spawn(db.clone(), caches.clone(), shutdown.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -160,5 +171,6 @@ pub async fn start(
         task,
         retention,
         pm,
+        alarms,
     })
 }

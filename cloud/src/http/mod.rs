@@ -6,6 +6,7 @@ pub mod params;
 pub mod problem;
 
 use crate::db::{Caches, Db};
+use crate::alarms::handlers::AlarmsDoc;
 use crate::pm::handlers::PmDoc;
 use crate::{
     assets, audit, auth, completeness, costs, gateways, ingest, inventory, telemetry, work_orders,
@@ -151,7 +152,7 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         inventory::Stock, inventory::Receipt, inventory::Adjustment, inventory::StockSettings,
         inventory::Reservation, inventory::NewReservation, inventory::Notification,
         costs::TimeEntry, costs::NewTimeEntry, costs::ExternalCost, costs::NewExternalCost, costs::CostRollup)),
-    modifiers(&SecurityAddon, &PmDoc),
+    modifiers(&SecurityAddon, &PmDoc, &AlarmsDoc),
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -318,6 +319,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
             get(costs::handlers::rollup),
         )
         .merge(crate::pm::handlers::routes())
+        .merge(crate::alarms::handlers::routes())
         .route("/api/v1/audit", get(audit::handlers::list))
         .route("/api/v1/audit/verify", get(audit::handlers::verify))
         .route("/api/v1/openapi.json", get(openapi_json))
