@@ -232,7 +232,10 @@ async fn eval_target(
                 delta_per_min,
                 window_s,
             } => {
-                while window.front().is_some_and(|(t, _)| *t < ts - window_s * 1000) {
+                while window
+                    .front()
+                    .is_some_and(|(t, _)| *t < ts - window_s * 1000)
+                {
                     window.pop_front();
                 }
                 let rate = window.front().and_then(|(t0, v0)| {

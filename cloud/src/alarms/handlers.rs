@@ -168,8 +168,9 @@ pub async fn list_alarms(
     let sort = q.sort(&["id", "raised_ms", "severity"], ("id", true))?;
     let mut f = Filters::default();
     if let Some(s) = q.str("state") {
-        let s = AlarmState::parse(s)
-            .ok_or_else(|| AppError::bad_field("state", format!("{s:?} is not active or cleared")))?;
+        let s = AlarmState::parse(s).ok_or_else(|| {
+            AppError::bad_field("state", format!("{s:?} is not active or cleared"))
+        })?;
         f.eq("state", Some(Bind::Text(s.as_str().into())));
     }
     for col in ["site_id", "asset_id", "rule_id", "work_order_id"] {

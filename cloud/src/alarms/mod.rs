@@ -244,7 +244,10 @@ fn rule_of(r: RuleRow) -> Result<Rule, AppError> {
         }
     };
     let condition: Condition = serde_json::from_str(&r.5).map_err(|e| {
-        AppError::Internal(anyhow::anyhow!("alarm rule {} has a bad condition: {e}", r.0))
+        AppError::Internal(anyhow::anyhow!(
+            "alarm rule {} has a bad condition: {e}",
+            r.0
+        ))
     })?;
     Ok(Rule {
         id: r.0,
@@ -586,9 +589,8 @@ macro_rules! alarm_from_row {
 /// Fills in the fields `alarm_from_row!` leaves as text.
 fn finish(raw: (Alarm, String, Option<String>)) -> Result<Alarm, AppError> {
     let (mut a, state, evidence) = raw;
-    a.state = AlarmState::parse(&state).ok_or_else(|| {
-        AppError::Internal(anyhow::anyhow!("alarm {} has state {state:?}", a.id))
-    })?;
+    a.state = AlarmState::parse(&state)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("alarm {} has state {state:?}", a.id)))?;
     if let Some(s) = evidence {
         a.evidence = Some(serde_json::from_str(&s).map_err(|e| {
             AppError::Internal(anyhow::anyhow!("alarm {} has bad evidence: {e}", a.id))

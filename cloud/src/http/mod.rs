@@ -5,8 +5,8 @@ pub mod metrics;
 pub mod params;
 pub mod problem;
 
-use crate::db::{Caches, Db};
 use crate::alarms::handlers::AlarmsDoc;
+use crate::db::{Caches, Db};
 use crate::pm::handlers::PmDoc;
 use crate::{
     assets, audit, auth, completeness, costs, gateways, ingest, inventory, telemetry, work_orders,
