@@ -488,6 +488,28 @@ async fn scenario(ctx: &Ctx) {
     assert_eq!(a["acknowledged"], true);
     assert!(ctx.alarms(&admin, "state=active").await.is_empty());
 
+    // A new excursion raises a new alarm with a new work order; clearing
+    // while that work order is still open does not verify the repair.
+    let t3 = t1 + 20 * S;
+    let mut values = series(t3, 7, 10 * S, 90.0);
+    values.push((t3 + 70 * S, 40.0));
+    ctx.ingest(&cred, 7, &[("cabinet_temperature", values)])
+        .await;
+    ctx.evaluated(rule_id, temp, t3 + 70 * S).await;
+    let all = ctx.alarms(&admin, &format!("asset_id={inv}")).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    let second = &all[0];
+    assert_ne!(second["id"], alarm_id);
+    assert_eq!(second["raised_ms"], t3 + 60 * S);
+    assert_eq!(second["state"], "cleared");
+    assert_eq!(second["repair_verified"], false);
+    assert!(
+        second["note"].as_str().unwrap().contains("REQUESTED"),
+        "{second}"
+    );
+    assert_ne!(second["work_order_id"], json!(wo_id));
+    assert!(second["work_order_id"].is_i64());
+
     // Rate of change on the combiner's string current (no work order).
     let roc = ctx
         .ok(
@@ -504,7 +526,7 @@ async fn scenario(ctx: &Ctx) {
         .await;
     let roc_id = roc["id"].as_i64().unwrap();
     let t2 = gateways::now_ms() + S;
-    ctx.ingest(&cred, 7, &[("string_current", series(t2, 6, 10 * S, 5.0))])
+    ctx.ingest(&cred, 8, &[("string_current", series(t2, 6, 10 * S, 5.0))])
         .await;
     ctx.evaluated(roc_id, current, t2 + 50 * S).await;
     assert!(
@@ -512,7 +534,7 @@ async fn scenario(ctx: &Ctx) {
             .await
             .is_empty()
     );
-    ctx.ingest(&cred, 8, &[("string_current", vec![(t2 + 60 * S, 30.0)])])
+    ctx.ingest(&cred, 9, &[("string_current", vec![(t2 + 60 * S, 30.0)])])
         .await;
     ctx.evaluated(roc_id, current, t2 + 60 * S).await;
     let list = ctx
