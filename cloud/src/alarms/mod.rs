@@ -606,7 +606,7 @@ pub async fn get_alarm(db: &Db, id: i64) -> Result<Option<Alarm>, AppError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(p).await?;
         match row {
             None => None,
-            Some(r) => Some(Ok::<_, sqlx::Error>(alarm_from_row!(&r, true))?),
+            Some(r) => Some(alarm_from_row!(&r, true)),
         }
     });
     raw.map(finish).transpose()
@@ -632,7 +632,7 @@ pub async fn list_alarms(
         let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &f.binds).bind(limit).bind(offset).fetch_all(p).await?;
         let mut v = Vec::with_capacity(rows.len());
         for r in &rows {
-            v.push(Ok::<_, sqlx::Error>(alarm_from_row!(r, false))?);
+            v.push(alarm_from_row!(r, false));
         }
         v
     });
