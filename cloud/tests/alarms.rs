@@ -562,6 +562,40 @@ async fn scenario(ctx: &Ctx) {
     assert_eq!(list[0]["state"], "cleared");
     assert_eq!(list[0]["repair_verified"], false);
 
+    // Concurrent evaluators (the background task and four passes by hand)
+    // raise one alarm and open one work order.
+    let race = ctx
+        .ok(
+            Method::POST,
+            "/api/v1/alarm-rules",
+            &admin,
+            Some(json!({
+                "name": "String current present",
+                "scope": {"type": "asset_class", "class": "combiner_box", "role": "string_current"},
+                "condition": {"type": "threshold", "op": ">", "value": 1.0},
+                "auto_work_order": true, "active": false
+            })),
+        )
+        .await;
+    let race_id = race["id"].as_i64().unwrap();
+    ctx.ok(
+        Method::PATCH,
+        &format!("/api/v1/alarm-rules/{race_id}"),
+        &admin,
+        Some(json!({"version": 1, "active": true})),
+    )
+    .await;
+    let passes = (0..4).map(|_| dcmms_cloud::alarms::evaluate::evaluate(&ctx.db, &ctx.caches));
+    for r in futures::future::join_all(passes).await {
+        assert_eq!(r.unwrap().failed, 0);
+    }
+    ctx.evaluated(race_id, current, t2 + 60 * S).await;
+    let list = ctx.alarms(&admin, &format!("rule_id={race_id}")).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let (n,): (i64,) = on_db!(&ctx.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM work_orders WHERE kind = 'corrective' AND asset_id = $1").bind(combiner).fetch_one(p).await.unwrap());
+    assert_eq!(n, 1);
+
     audit::verify(&ctx.db).await.unwrap();
     let (_, doc) = ctx
         .call(Method::GET, "/api/v1/openapi.json", None, None)

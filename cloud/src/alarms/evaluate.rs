@@ -183,11 +183,16 @@ async fn eval_target(
     }
 
     let mut tx = db.write(caches).await?;
-    // Again inside the transaction: another evaluator may have moved it.
-    let state: Option<(i64, Option<i64>)> = on_tx!(tx, c => sqlx::query_as(STATE_SQL)
-        .bind(rule.id).bind(asset).bind(point).fetch_optional(c).await)?;
-    let start = state.map_or(floor, |s| s.0.max(floor));
-    let mut pending = state.and_then(|s| s.1);
+    // Again inside the transaction, through a no-op upsert: on Postgres it
+    // row-locks the target's state until commit, so concurrent evaluators
+    // (other replicas, `POST /api/v1/alarms/evaluate`) take a target one at
+    // a time and the later one sees the watermark the earlier one moved.
+    let (wm, mut pending): (i64, Option<i64>) = on_tx!(tx, c => sqlx::query_as(
+        "INSERT INTO alarm_eval_state (rule_id, asset_id, point_id, watermark_ms, pending_since_ms) VALUES ($1, $2, $3, $4, NULL) \
+         ON CONFLICT (rule_id, asset_id, point_id) DO UPDATE SET watermark_ms = alarm_eval_state.watermark_ms \
+         RETURNING watermark_ms, pending_since_ms")
+        .bind(rule.id).bind(asset).bind(point).bind(floor).fetch_one(c).await)?;
+    let start = wm.max(floor);
     let new: Vec<(i64, Option<f64>)> = on_tx!(tx, c => sqlx::query_as(
         "SELECT ts_ms, value FROM samples WHERE point_id = $1 AND ts_ms > $2 ORDER BY ts_ms LIMIT $3")
         .bind(point).bind(start).bind(CHUNK).fetch_all(c).await)?;
