@@ -34,6 +34,10 @@
 //! - [`webhooks`]: signed outgoing webhooks for work-order and alarm
 //!   events: an outbox written with the change, a delivery task with
 //!   retries, backoff and dead letters (docs/specs/webhooks.md).
+//! - [`alarms`]: alarm rules (threshold, rate of change), alarms raised
+//!   from ingested telemetry by a background evaluator woken after each
+//!   committed batch, automatic corrective work orders with evidence,
+//!   repair verification (docs/specs/alarms.md).
 //! - [`seed`]: the demo's users, site, asset tree and work orders.
 //! - [`testing`]: helpers for tests against a real database.
 //! - [`http`]: router ([`http::app`]), state, pagination, problem+json
@@ -42,6 +46,7 @@
 //! [`start`] binds the listener and serves until the shutdown token fires;
 //! `dcmms-cloud serve`, the demo and the tests all go through it.
 
+pub mod alarms;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -96,6 +101,7 @@ pub struct RunningCloud {
     retention: JoinHandle<()>,
     pm: JoinHandle<()>,
     webhooks: JoinHandle<()>,
+    alarms: JoinHandle<()>,
 }
 
 impl RunningCloud {
@@ -120,6 +126,9 @@ impl RunningCloud {
         if let Err(e) = self.webhooks.await {
             tracing::warn!(error = %e, "webhook delivery task ended abnormally");
         }
+        if let Err(e) = self.alarms.await {
+            tracing::warn!(error = %e, "alarm evaluator ended abnormally");
+        }
         self.db.close().await;
         res
     }
@@ -127,7 +136,8 @@ impl RunningCloud {
 
 /// Opens the database, binds the listener and serves until `shutdown`;
 /// runs the retention task ([`retention::spawn`]) and PM generation
-/// ([`pm::generate::spawn`]) alongside.
+/// ([`pm::generate::spawn`]) and the alarm evaluator
+/// ([`alarms::evaluate::spawn`]) alongside.
 pub async fn start(
     cfg: &CloudConfig,
     shutdown: CancellationToken,
@@ -160,6 +170,7 @@ pub async fn start(
         webhooks::delivery::Settings::default(),
         shutdown.clone(),
     );
+    let alarms = alarms::evaluate::spawn(db.clone(), caches.clone(), shutdown.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -175,5 +186,6 @@ pub async fn start(
         retention,
         pm,
         webhooks,
+        alarms,
     })
 }

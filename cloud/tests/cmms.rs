@@ -885,6 +885,55 @@ fn endpoints(
             None,
             Some(Permission::Read),
         ),
+        // Alarms: no rule or alarm 999999 exists (404 when allowed).
+        (
+            Method::GET,
+            "/api/v1/alarm-rules".into(),
+            None,
+            Some(Permission::Read),
+        ),
+        (
+            Method::POST,
+            "/api/v1/alarm-rules".into(),
+            Some(json!({"name": "no scope"})),
+            Some(Permission::ManageAlarmRules),
+        ),
+        (
+            Method::GET,
+            "/api/v1/alarm-rules/999999".into(),
+            None,
+            Some(Permission::Read),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/alarm-rules/999999".into(),
+            Some(json!({"version": 1})),
+            Some(Permission::ManageAlarmRules),
+        ),
+        (
+            Method::GET,
+            "/api/v1/alarms?state=active".into(),
+            None,
+            Some(Permission::Read),
+        ),
+        (
+            Method::GET,
+            "/api/v1/alarms/999999".into(),
+            None,
+            Some(Permission::Read),
+        ),
+        (
+            Method::POST,
+            "/api/v1/alarms/999999/acknowledge".into(),
+            None,
+            Some(Permission::AcknowledgeAlarm),
+        ),
+        (
+            Method::POST,
+            "/api/v1/alarms/evaluate".into(),
+            None,
+            Some(Permission::ManageAlarmRules),
+        ),
         (
             Method::GET,
             "/api/v1/audit".into(),

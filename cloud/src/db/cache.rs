@@ -31,6 +31,9 @@ pub struct Caches {
     /// Rollup folds of this process run one at a time
     /// (see [`crate::ingest::rollups::fold`]).
     pub fold_lock: tokio::sync::Mutex<()>,
+    /// Wakes the alarm evaluator (`alarms::evaluate::spawn`) after a
+    /// committed ingest batch or a rule change.
+    pub alarm_wake: tokio::sync::Notify,
 }
 
 /// A poisoned cache mutex only means another thread panicked while holding

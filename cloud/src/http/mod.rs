@@ -5,6 +5,7 @@ pub mod metrics;
 pub mod params;
 pub mod problem;
 
+use crate::alarms::handlers::AlarmsDoc;
 use crate::db::{Caches, Db};
 use crate::pm::handlers::PmDoc;
 use crate::webhooks::handlers::WebhooksDoc;
@@ -153,7 +154,7 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         inventory::Stock, inventory::Receipt, inventory::Adjustment, inventory::StockSettings,
         inventory::Reservation, inventory::NewReservation, inventory::Notification,
         costs::TimeEntry, costs::NewTimeEntry, costs::ExternalCost, costs::NewExternalCost, costs::CostRollup)),
-    modifiers(&SecurityAddon, &PmDoc, &DetailDoc, &WebhooksDoc),
+    modifiers(&SecurityAddon, &PmDoc, &DetailDoc, &WebhooksDoc, &AlarmsDoc),
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -322,6 +323,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(crate::pm::handlers::routes())
         .merge(crate::work_orders::detail::routes())
         .merge(crate::webhooks::handlers::routes())
+        .merge(crate::alarms::handlers::routes())
         .route("/api/v1/audit", get(audit::handlers::list))
         .route("/api/v1/audit/verify", get(audit::handlers::verify))
         .route("/api/v1/openapi.json", get(openapi_json))

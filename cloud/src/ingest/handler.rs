@@ -117,7 +117,11 @@ pub async fn ingest(
             }
         })?;
     let (status, samples) = match outcome {
-        StoreOutcome::Stored { samples } => (IngestStatus::Stored, samples),
+        StoreOutcome::Stored { samples } => {
+            // Committed: let the alarm evaluator look at it (never waited on).
+            st.caches.alarm_wake.notify_one();
+            (IngestStatus::Stored, samples)
+        }
         StoreOutcome::Duplicate => (IngestStatus::Duplicate, 0),
     };
     st.metrics.ingest_accepted(status, samples);

@@ -1,0 +1,618 @@
+//! Alarms, one scenario run against SQLite always and against Postgres
+//! with `--features postgres-tests` (docs/specs/alarms.md): telemetry goes
+//! through the real ingest endpoint; the evaluator runs as in production
+//! (a background task woken by ingest). A threshold rule held for `for_s`
+//! raises exactly one alarm and one corrective work order carrying the
+//! evidence; more high values do not raise again; acknowledge; the work
+//! order completes; the value back past `clear_value` clears the alarm and
+//! verifies the repair; a rate-of-change rule fires on a jump.
+#![allow(clippy::unwrap_used)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use dcmms_cloud::auth::{Role, users};
+use dcmms_cloud::http::metrics::CloudMetrics;
+use dcmms_cloud::http::{AppState, app};
+use dcmms_cloud::{Db, audit, gateways, on_db, testing};
+use dcmms_shared::wire::{Compression, encode};
+use dcmms_shared::{Batch, Quality, Sample, Series};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+const PASSWORD: &str = "correct horse battery staple";
+const S: i64 = 1000;
+
+struct Ctx {
+    db: Db,
+    caches: Arc<dcmms_cloud::db::Caches>,
+    router: axum::Router,
+    stop: CancellationToken,
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Ctx {
+    async fn new(url: &str) -> Ctx {
+        let db = Db::connect(url).await.unwrap();
+        let state = AppState::new(db.clone(), Arc::new(CloudMetrics::default()));
+        let stop = CancellationToken::new();
+        // The evaluator as `start` runs it, on the router's caches.
+        dcmms_cloud::alarms::evaluate::spawn(db.clone(), state.caches.clone(), stop.clone());
+        Ctx {
+            caches: state.caches.clone(),
+            router: app(state, 16 << 20),
+            db,
+            stop,
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.send(req).await
+    }
+
+    async fn ok(&self, method: Method, uri: &str, token: &str, body: Option<Value>) -> Value {
+        let (s, b) = self.call(method.clone(), uri, Some(token), body).await;
+        assert!(s.is_success(), "{method} {uri}: {s} {b}");
+        b
+    }
+
+    async fn user(&self, name: &str, role: Role) -> String {
+        users::create(
+            &self.db,
+            &self.caches,
+            "system:test",
+            name,
+            name,
+            role,
+            PASSWORD,
+        )
+        .await
+        .unwrap();
+        let (s, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": name, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Ingests one batch `seq` of `(point, [(ts, value)])` through the
+    /// real endpoint.
+    async fn ingest(&self, cred: &str, seq: u64, series: &[(&str, Vec<(i64, f64)>)]) {
+        let last = series
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|x| x.0))
+            .max()
+            .unwrap_or(0);
+        let batch = Batch {
+            gateway_id: "gw-al".into(),
+            first_sequence: seq,
+            sequence: seq,
+            created_ms: last,
+            polled_through_ms: last + 1,
+            drops: vec![],
+            series: series
+                .iter()
+                .map(|(point, v)| Series {
+                    device: "inv-01".into(),
+                    point: (*point).into(),
+                    unit: "degC".into(),
+                    samples: v
+                        .iter()
+                        .map(|(ts_ms, value)| Sample {
+                            ts_ms: *ts_ms,
+                            value: *value,
+                            quality: Quality::Good,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        let body = encode(&batch, Compression::Zstd { level: 3 }).unwrap();
+        let req = Request::post("/api/v1/ingest")
+            .header(header::CONTENT_TYPE, dcmms_shared::api::BATCH_CONTENT_TYPE)
+            .header(header::AUTHORIZATION, format!("Bearer {cred}"))
+            .body(Body::from(body))
+            .unwrap();
+        let (s, b) = self.send(req).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+
+    async fn point_id(&self, name: &str) -> i64 {
+        let (id,): (i64,) = on_db!(&self.db, p => sqlx::query_as("SELECT id FROM points WHERE point = $1")
+            .bind(name).fetch_one(p).await.unwrap());
+        id
+    }
+
+    /// Waits (deadline 20 s) until the evaluator has looked at every
+    /// sample of `point` up to `ts` for `rule`.
+    async fn evaluated(&self, rule: i64, point: i64, ts: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let w: Option<(i64,)> = on_db!(&self.db, p => sqlx::query_as(
+                "SELECT MAX(watermark_ms) FROM alarm_eval_state WHERE rule_id = $1 AND point_id = $2")
+                .bind(rule).bind(point).fetch_optional(p).await.unwrap_or(None));
+            if w.is_some_and(|(w,)| w >= ts) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "evaluator did not reach {ts} for rule {rule}, point {point} (at {w:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn alarms(&self, token: &str, query: &str) -> Vec<Value> {
+        let b = self
+            .ok(Method::GET, &format!("/api/v1/alarms?{query}"), token, None)
+            .await;
+        b["items"].as_array().unwrap().clone()
+    }
+}
+
+fn series(from: i64, n: i64, step: i64, value: f64) -> Vec<(i64, f64)> {
+    (0..n).map(|i| (from + i * step, value)).collect()
+}
+
+async fn scenario(ctx: &Ctx) {
+    let admin = ctx.user("admin", Role::Admin).await;
+    let tech = ctx.user("tech", Role::Technician).await;
+    let auditor = ctx.user("auditor", Role::Auditor).await;
+    let site = ctx
+        .ok(
+            Method::POST,
+            "/api/v1/sites",
+            &admin,
+            Some(json!({
+                "code": "PVG-07", "name": "Pavagada block 7", "kind": "solar",
+                "ac_capacity_kw": 50000.0, "latitude": 14.1, "longitude": 77.3,
+                "time_zone": "Asia/Kolkata", "grid_connection_point": "Pavagada 400 kV"
+            })),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let inv = ctx
+        .ok(
+            Method::POST,
+            "/api/v1/assets",
+            &admin,
+            Some(
+                json!({"site_id": site, "name": "INV-07", "class": "inverter",
+                "nameplate": {"rated_power_kw": 100.0}}),
+            ),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let combiner = ctx
+        .ok(
+            Method::POST,
+            "/api/v1/assets",
+            &admin,
+            Some(json!({"site_id": site, "name": "CB-07", "class": "combiner_box"})),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+
+    // Telemetry registers the points; link them to the assets.
+    let gw = gateways::create(&ctx.db, "gw-al", "Alarms").await.unwrap();
+    let cred = gw.credential.clone();
+    let t0 = gateways::now_ms() - 30 * 60 * S;
+    ctx.ingest(
+        &cred,
+        1,
+        &[
+            ("cabinet_temperature", series(t0, 6, 10 * S, 40.0)),
+            ("string_current", series(t0, 6, 10 * S, 5.0)),
+        ],
+    )
+    .await;
+    let temp = ctx.point_id("cabinet_temperature").await;
+    let current = ctx.point_id("string_current").await;
+    ctx.ok(
+        Method::POST,
+        &format!("/api/v1/assets/{inv}/points"),
+        &admin,
+        Some(json!({"point_id": temp, "role": "cabinet_temperature"})),
+    )
+    .await;
+    ctx.ok(
+        Method::POST,
+        &format!("/api/v1/assets/{combiner}/points"),
+        &admin,
+        Some(json!({"point_id": current, "role": "string_current"})),
+    )
+    .await;
+
+    // Rules: permissions, validation naming the field, then the real ones.
+    let rule_body = json!({
+        "name": "Inverter cabinet over-temperature",
+        "scope": {"type": "asset_class", "class": "inverter", "role": "cabinet_temperature"},
+        "condition": {"type": "threshold", "op": ">", "value": 70.0, "for_s": 60, "clear_value": 60.0},
+        "severity": 1, "auto_work_order": true, "energy_weighted": true
+    });
+    let (s, b) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/alarm-rules",
+            Some(&tech),
+            Some(rule_body.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let mut bad = rule_body.clone();
+    bad["condition"]["clear_value"] = json!(80.0);
+    let (s, b) = ctx
+        .call(Method::POST, "/api/v1/alarm-rules", Some(&admin), Some(bad))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["field"], "condition.clear_value", "{b}");
+    let mut bad = rule_body.clone();
+    bad["severity"] = json!(9);
+    let (s, b) = ctx
+        .call(Method::POST, "/api/v1/alarm-rules", Some(&admin), Some(bad))
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("severity")),
+        "{b}"
+    );
+    let rule = ctx
+        .ok(Method::POST, "/api/v1/alarm-rules", &admin, Some(rule_body))
+        .await;
+    let rule_id = rule["id"].as_i64().unwrap();
+    assert_eq!(rule["version"], 1);
+    assert_eq!(rule["priority"], 1);
+    // A stale version is 409 naming `version`.
+    let (s, b) = ctx
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/alarm-rules/{rule_id}"),
+            Some(&admin),
+            Some(json!({"version": 7, "name": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::CONFLICT, Some("version")),
+        "{b}"
+    );
+
+    // Below the threshold: no alarm.
+    ctx.ingest(
+        &cred,
+        2,
+        &[("cabinet_temperature", series(t0 + 60 * S, 6, 10 * S, 45.0))],
+    )
+    .await;
+    ctx.evaluated(rule_id, temp, t0 + 110 * S).await;
+    assert!(ctx.alarms(&admin, "").await.is_empty());
+
+    // Above for 50 s (less than for_s = 60): still nothing.
+    ctx.ingest(
+        &cred,
+        3,
+        &[("cabinet_temperature", series(t0 + 120 * S, 6, 10 * S, 80.0))],
+    )
+    .await;
+    ctx.evaluated(rule_id, temp, t0 + 170 * S).await;
+    assert!(ctx.alarms(&admin, "").await.is_empty());
+
+    // Held for 60 s (across batches): exactly one alarm, one work order.
+    ctx.ingest(
+        &cred,
+        4,
+        &[("cabinet_temperature", series(t0 + 180 * S, 7, 10 * S, 80.0))],
+    )
+    .await;
+    ctx.evaluated(rule_id, temp, t0 + 240 * S).await;
+    let list = ctx
+        .alarms(&admin, &format!("state=active&asset_id={inv}"))
+        .await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let alarm_id = list[0]["id"].as_i64().unwrap();
+    assert_eq!(list[0]["raised_ms"], t0 + 180 * S);
+    assert_eq!(list[0]["trigger_value"], 80.0);
+    assert_eq!(list[0]["severity"], 1);
+    assert_eq!(list[0]["acknowledged"], false);
+    assert_eq!(list[0]["site_id"], site);
+    assert!(list[0]["evidence"].is_null());
+    let wo_id = list[0]["work_order_id"].as_i64().unwrap();
+    let wo = ctx
+        .ok(
+            Method::GET,
+            &format!("/api/v1/work-orders/{wo_id}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(wo["kind"], "corrective");
+    assert_eq!(wo["status"], "REQUESTED");
+    assert_eq!(wo["asset_id"], inv);
+    assert_eq!(wo["site_id"], site);
+    // 100 kW rated × 1000 W/m² (no irradiance point: default) = 100 kW lost → band 2.
+    assert_eq!(wo["priority"], 2);
+    let desc = wo["description"].as_str().unwrap();
+    assert!(desc.contains(&format!("alarm {alarm_id}")), "{desc}");
+    assert!(desc.contains("Inverter cabinet over-temperature"), "{desc}");
+    // The evidence: rule, asset and the telemetry window up to the trigger.
+    let full = ctx
+        .ok(
+            Method::GET,
+            &format!("/api/v1/alarms/{alarm_id}"),
+            &admin,
+            None,
+        )
+        .await;
+    let ev = &full["evidence"];
+    assert_eq!(ev["rule"]["id"], rule_id);
+    assert_eq!(ev["rule"]["condition"]["value"], 70.0);
+    assert_eq!(ev["asset"]["id"], inv);
+    assert_eq!(ev["asset"]["nameplate"]["rated_power_kw"], 100.0);
+    assert_eq!(ev["point"]["id"], temp);
+    assert_eq!(ev["trigger"]["ts_ms"], t0 + 180 * S);
+    let window = ev["window"]["samples"].as_array().unwrap();
+    assert_eq!(window.len(), 19, "t0 .. t0+180 s every 10 s");
+    assert_eq!(window[0]["ts_ms"], t0);
+    assert_eq!(window[18]["value"], 80.0);
+    assert_eq!(ev["energy_estimate"]["irradiance_source"], "default");
+    assert_eq!(ev["energy_estimate"]["lost_kw"], 100.0);
+    let (n,): (i64,) = on_db!(&ctx.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_log WHERE actor = 'system:alarms' AND action = 'raise'").fetch_one(p).await.unwrap());
+    assert_eq!(n, 1);
+
+    // More high values: still one alarm and one work order (dedup).
+    ctx.ingest(
+        &cred,
+        5,
+        &[("cabinet_temperature", series(t0 + 250 * S, 6, 10 * S, 85.0))],
+    )
+    .await;
+    ctx.evaluated(rule_id, temp, t0 + 300 * S).await;
+    let all = ctx.alarms(&admin, &format!("asset_id={inv}")).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["last_value"], 85.0);
+    let (n,): (i64,) = on_db!(&ctx.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM work_orders WHERE kind = 'corrective' AND asset_id = $1").bind(inv).fetch_one(p).await.unwrap());
+    assert_eq!(n, 1);
+    // Running a pass by hand changes nothing either (idempotent).
+    let r = ctx
+        .ok(Method::POST, "/api/v1/alarms/evaluate", &admin, None)
+        .await;
+    assert_eq!(r["raised"], 0, "{r}");
+    assert_eq!(ctx.alarms(&admin, "").await.len(), 1);
+
+    // Acknowledge: the auditor may not; the technician may, once.
+    let ack = format!("/api/v1/alarms/{alarm_id}/acknowledge");
+    let (s, b) = ctx.call(Method::POST, &ack, Some(&auditor), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let a = ctx.ok(Method::POST, &ack, &tech, None).await;
+    assert_eq!(a["acknowledged"], true);
+    assert_eq!(a["state"], "active");
+    let (s, b) = ctx.call(Method::POST, &ack, Some(&tech), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(
+        ctx.alarms(&admin, "acknowledged=true&state=active")
+            .await
+            .len(),
+        1
+    );
+    assert!(ctx.alarms(&admin, "acknowledged=false").await.is_empty());
+    let (s, b) = ctx
+        .call(Method::GET, "/api/v1/alarms?state=open", Some(&admin), None)
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("state")),
+        "{b}"
+    );
+
+    // The work order is done through the lifecycle.
+    for (i, action) in ["approve", "schedule", "start", "complete"]
+        .iter()
+        .enumerate()
+    {
+        ctx.ok(
+            Method::POST,
+            &format!("/api/v1/work-orders/{wo_id}/transitions"),
+            &admin,
+            Some(json!({"version": i + 1, "action": action})),
+        )
+        .await;
+    }
+
+    // Back in the hysteresis band (65: below 70, above 60): still active;
+    // then below clear_value: cleared, and the repair is verified.
+    let t1 = gateways::now_ms() + S;
+    ctx.ingest(
+        &cred,
+        6,
+        &[("cabinet_temperature", vec![(t1, 65.0), (t1 + 10 * S, 50.0)])],
+    )
+    .await;
+    ctx.evaluated(rule_id, temp, t1 + 10 * S).await;
+    let a = ctx
+        .ok(
+            Method::GET,
+            &format!("/api/v1/alarms/{alarm_id}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(a["state"], "cleared", "{a}");
+    assert_eq!(a["cleared_ms"], t1 + 10 * S);
+    assert_eq!(a["repair_verified"], true, "{a}");
+    assert_eq!(a["acknowledged"], true);
+    assert!(ctx.alarms(&admin, "state=active").await.is_empty());
+
+    // A new excursion raises a new alarm with a new work order; clearing
+    // while that work order is still open does not verify the repair.
+    let t3 = t1 + 20 * S;
+    let mut values = series(t3, 7, 10 * S, 90.0);
+    values.push((t3 + 70 * S, 40.0));
+    ctx.ingest(&cred, 7, &[("cabinet_temperature", values)])
+        .await;
+    ctx.evaluated(rule_id, temp, t3 + 70 * S).await;
+    let all = ctx.alarms(&admin, &format!("asset_id={inv}")).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    let second = &all[0];
+    assert_ne!(second["id"], alarm_id);
+    assert_eq!(second["raised_ms"], t3 + 60 * S);
+    assert_eq!(second["state"], "cleared");
+    assert_eq!(second["repair_verified"], false);
+    assert!(
+        second["note"].as_str().unwrap().contains("REQUESTED"),
+        "{second}"
+    );
+    assert_ne!(second["work_order_id"], json!(wo_id));
+    assert!(second["work_order_id"].is_i64());
+
+    // Rate of change on the combiner's string current (no work order).
+    let roc = ctx
+        .ok(
+            Method::POST,
+            "/api/v1/alarm-rules",
+            &admin,
+            Some(json!({
+                "name": "String current jump",
+                "scope": {"type": "point", "point_id": current},
+                "condition": {"type": "rate_of_change", "delta_per_min": 10.0, "window_s": 60},
+                "severity": 3
+            })),
+        )
+        .await;
+    let roc_id = roc["id"].as_i64().unwrap();
+    let t2 = gateways::now_ms() + S;
+    ctx.ingest(&cred, 8, &[("string_current", series(t2, 6, 10 * S, 5.0))])
+        .await;
+    ctx.evaluated(roc_id, current, t2 + 50 * S).await;
+    assert!(
+        ctx.alarms(&admin, &format!("asset_id={combiner}"))
+            .await
+            .is_empty()
+    );
+    ctx.ingest(&cred, 9, &[("string_current", vec![(t2 + 60 * S, 30.0)])])
+        .await;
+    ctx.evaluated(roc_id, current, t2 + 60 * S).await;
+    let list = ctx
+        .alarms(&admin, &format!("asset_id={combiner}&state=active"))
+        .await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["rule_id"], roc_id);
+    assert_eq!(list[0]["raised_ms"], t2 + 60 * S);
+    assert!(list[0]["work_order_id"].is_null());
+
+    // Deactivating the rule clears its alarm (not verified).
+    let r = ctx
+        .ok(
+            Method::PATCH,
+            &format!("/api/v1/alarm-rules/{roc_id}"),
+            &admin,
+            Some(json!({"version": 1, "active": false})),
+        )
+        .await;
+    assert_eq!(
+        (r["version"].as_i64(), r["active"].as_bool()),
+        (Some(2), Some(false))
+    );
+    let list = ctx.alarms(&admin, &format!("asset_id={combiner}")).await;
+    assert_eq!(list[0]["state"], "cleared");
+    assert_eq!(list[0]["repair_verified"], false);
+
+    // Concurrent evaluators (the background task and four passes by hand)
+    // raise one alarm and open one work order.
+    let race = ctx
+        .ok(
+            Method::POST,
+            "/api/v1/alarm-rules",
+            &admin,
+            Some(json!({
+                "name": "String current present",
+                "scope": {"type": "asset_class", "class": "combiner_box", "role": "string_current"},
+                "condition": {"type": "threshold", "op": ">", "value": 1.0},
+                "auto_work_order": true, "active": false
+            })),
+        )
+        .await;
+    let race_id = race["id"].as_i64().unwrap();
+    ctx.ok(
+        Method::PATCH,
+        &format!("/api/v1/alarm-rules/{race_id}"),
+        &admin,
+        Some(json!({"version": 1, "active": true})),
+    )
+    .await;
+    let passes = (0..4).map(|_| dcmms_cloud::alarms::evaluate::evaluate(&ctx.db, &ctx.caches));
+    for r in futures::future::join_all(passes).await {
+        assert_eq!(r.unwrap().failed, 0);
+    }
+    ctx.evaluated(race_id, current, t2 + 60 * S).await;
+    let list = ctx.alarms(&admin, &format!("rule_id={race_id}")).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let (n,): (i64,) = on_db!(&ctx.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM work_orders WHERE kind = 'corrective' AND asset_id = $1").bind(combiner).fetch_one(p).await.unwrap());
+    assert_eq!(n, 1);
+
+    audit::verify(&ctx.db).await.unwrap();
+    let (_, doc) = ctx
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert!(doc["paths"]["/api/v1/alarms/{id}/acknowledge"].is_object());
+    assert!(doc["components"]["schemas"]["Rule"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_alarms_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(&Ctx::new(&testing::sqlite_url(dir.path())).await).await;
+}
+
+#[cfg(feature = "postgres-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_alarms_scenario() {
+    let url = testing::fresh_postgres_database().await.unwrap();
+    scenario(&Ctx::new(&url).await).await;
+}
