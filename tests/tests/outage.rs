@@ -85,6 +85,23 @@ async fn a_day_of_backlog_drains_at_the_cap_behind_live_data_without_loss() {
         "outage: {HOURS} h backlog = {prefill_samples} samples, {prefill_bytes} bytes buffered ({:.2} bytes/sample)",
         prefill_bytes as f64 / prefill_samples as f64
     );
+    // Everything sled keeps on disk for it (files, logs, snapshots).
+    fn du(p: &std::path::Path) -> u64 {
+        std::fs::read_dir(p).map_or(0, |rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => du(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+    }
+    let on_disk = du(&buffer_path);
+    println!(
+        "outage: buffer directory {on_disk} bytes on disk = {:.2} bytes/sample, all overhead counted",
+        on_disk as f64 / prefill_samples as f64
+    );
 
     // 2. The cloud comes back; live polling goes on.
     let stop = CancellationToken::new();
