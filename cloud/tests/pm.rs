@@ -6,91 +6,19 @@
 //! over a constructed history (docs/specs/preventive-maintenance.md).
 #![allow(clippy::unwrap_used)]
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use dcmms_cloud::auth::{Role, users};
-use dcmms_cloud::http::metrics::CloudMetrics;
-use dcmms_cloud::http::{AppState, app};
+use axum::http::{Method, StatusCode};
+use dcmms_cloud::auth::Role;
 use dcmms_cloud::pm::generate::{GenerateReport, generate};
 use dcmms_cloud::{Db, audit, on_db, testing};
 use serde_json::{Value, json};
-use std::sync::Arc;
-use tower::ServiceExt;
 
-const PASSWORD: &str = "correct horse battery staple";
+mod support;
+use support::Ctx;
+
 const DAY: i64 = 86_400_000;
 const HOUR: i64 = 3_600_000;
 
-struct Ctx {
-    db: Db,
-    caches: Arc<dcmms_cloud::db::Caches>,
-    router: axum::Router,
-}
-
 impl Ctx {
-    async fn new(url: &str) -> Ctx {
-        let db = Db::connect(url).await.unwrap();
-        let state = AppState::new(db.clone(), Arc::new(CloudMetrics::default()));
-        Ctx {
-            caches: state.caches.clone(),
-            router: app(state, 1 << 20),
-            db,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .unwrap();
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn user(&self, name: &str, role: Role) -> (i64, String) {
-        let u = users::create(
-            &self.db,
-            &self.caches,
-            "system:test",
-            name,
-            name,
-            role,
-            PASSWORD,
-        )
-        .await
-        .unwrap();
-        let (s, body) = self
-            .call(
-                Method::POST,
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"username": name, "password": PASSWORD})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{body}");
-        (u.id, body["token"].as_str().unwrap().to_string())
-    }
-
     async fn generate(&self, now: i64) -> GenerateReport {
         let r = generate(&self.db, &self.caches, now).await.unwrap();
         assert!(r.failed_plans.is_empty(), "{r:?}");
