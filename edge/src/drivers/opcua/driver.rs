@@ -39,6 +39,9 @@ const LIFETIME_COUNT: u32 = 3 * MAX_KEEP_ALIVE_COUNT;
 /// cable pulled, hung controller) is never noticed: no reconnect, no
 /// comms_lost, until the kernel gives up on the socket many minutes later.
 const MAX_FAILED_KEEP_ALIVES: u64 = 2;
+/// How long a new subscription has to report a point's current value
+/// before the driver reads it (at least; see [`fill_in_delay`]).
+const FILL_IN_MIN: Duration = Duration::from_secs(1);
 /// Bounds of the session keep-alive interval (see [`keep_alive_interval`]).
 const KEEP_ALIVE_MIN: Duration = Duration::from_secs(1);
 const KEEP_ALIVE_MAX: Duration = Duration::from_secs(10);
@@ -65,6 +68,18 @@ struct Device {
     metrics: EdgeMetrics,
     /// Our subscription in the current session, if any.
     subscription: Option<u32>,
+    /// Counts the subscriptions this task created; each data change
+    /// carries the generation of the subscription that reported it.
+    generation: u32,
+    /// Per point (index): the time of its last `comms_lost` mark and the
+    /// generation current when it was made, until a value follows it.
+    marks: Vec<Option<Mark>>,
+    /// The server's clock as its values show it, for stamping marks.
+    clock: DeviceClock,
+    /// Per point: the generation of the last value it received.
+    seen: Vec<u32>,
+    /// Per point: the last sample passed on (an exact repeat is dropped).
+    last_sent: Vec<Option<Sample>>,
     /// Last value read with quality good per point (index), held in the
     /// comms_lost samples of an outage.
     last_good: Vec<Option<f64>>,
@@ -75,9 +90,68 @@ struct Device {
     value_log: LogThrottle,
 }
 
-/// A data change as the library's callback hands it over: client handle
-/// (point index + 1) and the value.
-type Change = (u32, DataValue);
+/// A data change as the library's callback hands it over: the generation
+/// of the subscription that reported it, the client handle (point index
+/// + 1) and the value.
+type Change = (u32, u32, DataValue);
+
+/// A `comms_lost` mark not yet followed by a value.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    ts_ms: i64,
+    generation: u32,
+}
+
+/// The server's clock, estimated from its values: samples carry the
+/// server's source timestamps, so the `comms_lost` marks between them must
+/// be on the same clock, or a server whose clock is behind ours (or runs
+/// simulated time) would have every value after an outage sort before the
+/// mark. The estimate is the largest lead of a source timestamp over its
+/// receipt among the values of the newest subscription (the freshest value
+/// is the closest to the server's now; values that did not change for a
+/// while only lag), and never earlier than the newest value seen.
+#[derive(Debug, Default, Clone, Copy)]
+struct DeviceClock {
+    /// (lead in ms, generation it was measured in), once a value came.
+    lead: Option<(i64, u32)>,
+    /// The latest source timestamp seen.
+    latest_ms: Option<i64>,
+}
+
+impl DeviceClock {
+    fn observe(&mut self, source_ms: i64, received_ms: i64, generation: u32) {
+        let lead = source_ms.saturating_sub(received_ms);
+        self.lead = Some(match self.lead {
+            Some((l, g)) if g >= generation => (l.max(lead), g),
+            _ => (lead, generation),
+        });
+        self.latest_ms = Some(self.latest_ms.map_or(source_ms, |l| l.max(source_ms)));
+    }
+
+    /// Our `now_ms` on the server's clock.
+    fn now(&self, now_ms: i64) -> i64 {
+        let t = self.lead.map_or(now_ms, |(l, _)| now_ms.saturating_add(l));
+        self.latest_ms.map_or(t, |l| t.max(l.saturating_add(1)))
+    }
+}
+
+/// The time a sample at `source_ms`, received at `received_ms` (on the
+/// server's clock), is stored under. The first value a subscription created
+/// after a `comms_lost` mark reports for a point is the server's current
+/// value; when its source timestamp is not later than the mark (a value
+/// that has not changed since before the outage) it would sort before the
+/// mark and the point would read as lost although its value is known
+/// again, so it takes the time of receipt, kept after the mark. Values of
+/// older subscriptions (measured before the loss, delivered late) keep
+/// their own time.
+fn restamp(source_ms: i64, received_ms: i64, generation: u32, mark: Option<Mark>) -> i64 {
+    match mark {
+        Some(m) if generation > m.generation && source_ms <= m.ts_ms => {
+            received_ms.max(m.ts_ms + 1)
+        }
+        _ => source_ms,
+    }
+}
 
 /// Runs one OPC UA device until `shutdown`. Never returns early on a
 /// network or server error: the library reconnects forever and this
@@ -100,6 +174,11 @@ pub async fn run_device(
         tx,
         metrics,
         subscription: None,
+        generation: 0,
+        marks: Vec::new(),
+        clock: DeviceClock::default(),
+        seen: Vec::new(),
+        last_sent: Vec::new(),
         last_good: Vec::new(),
         outage_reported: false,
         error_log: LogThrottle::new(Duration::from_secs(10)),
@@ -123,6 +202,19 @@ fn endpoint(cfg: &OpcuaConfig) -> EndpointDescription {
 /// each of which can take a whole request timeout: pinging as often as a
 /// request may take keeps that near two request timeouts, within bounds
 /// that neither flood a slow link nor wait longer than the library would.
+/// A new subscription's first notification carries every item's current
+/// value. It can be lost: on a reactivated session the server may answer a
+/// Publish request that was sent on the connection that just died, and
+/// that response goes nowhere (seen with async-opcua's server under
+/// repeated connection drops; nothing in the protocol makes a client
+/// notice short of Republish bookkeeping). Points whose value does not
+/// change would then never report again. So the driver waits this long
+/// (three publishing intervals, at least [`FILL_IN_MIN`]) and then reads
+/// the points the subscription has not reported.
+fn fill_in_delay(cfg: &OpcuaConfig) -> Duration {
+    Duration::from_millis(cfg.publishing_interval_ms.saturating_mul(3)).max(FILL_IN_MIN)
+}
+
 fn keep_alive_interval(cfg: &OpcuaConfig) -> Duration {
     Duration::from_millis(cfg.request_timeout_ms).clamp(KEEP_ALIVE_MIN, KEEP_ALIVE_MAX)
 }
@@ -225,8 +317,8 @@ impl Device {
             if stop {
                 let _ = tokio::time::timeout(CLOSE_GRACE, session.disconnect()).await;
                 // Values that arrived before the close are kept.
-                while let Ok((h, dv)) = data_rx.try_recv() {
-                    if !self.on_change(h, dv).await {
+                while let Ok((g, h, dv)) = data_rx.try_recv() {
+                    if !self.on_change(g, h, dv).await {
                         break;
                     }
                 }
@@ -259,9 +351,17 @@ impl Device {
     ) -> bool {
         // When to try (again) to create the subscription; None = not needed.
         let mut subscribe_at: Option<tokio::time::Instant> = None;
+        // When to read the points the new subscription has not reported.
+        let mut fill_in_at: Option<tokio::time::Instant> = None;
         loop {
             let due = async {
                 match subscribe_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let fill_in_due = async {
+                match fill_in_at {
                     Some(t) => tokio::time::sleep_until(t).await,
                     None => std::future::pending().await,
                 }
@@ -289,13 +389,14 @@ impl Device {
                         }
                     }
                     Some(Ok(SessionPollResult::ConnectionLost(code))) => {
+                        fill_in_at = None;
                         self.connected(false);
                         self.metrics.device_poll(&self.name, "error");
                         tracing::warn!(status = %code, "connection lost; reconnecting");
                         // What arrived before the loss goes first, so that
                         // the mark holds the very last good value.
-                        while let Ok((h, dv)) = data_rx.try_recv() {
-                            if !self.on_change(h, dv).await {
+                        while let Ok((g, h, dv)) = data_rx.try_recv() {
+                            if !self.on_change(g, h, dv).await {
                                 return true;
                             }
                         }
@@ -321,8 +422,8 @@ impl Device {
                 },
                 change = data_rx.recv() => {
                     // data_tx is held here, so the channel never closes.
-                    if let Some((h, dv)) = change
-                        && !self.on_change(h, dv).await
+                    if let Some((g, h, dv)) = change
+                        && !self.on_change(g, h, dv).await
                     {
                         return true; // pipeline gone: shutting down
                     }
@@ -335,6 +436,7 @@ impl Device {
                             self.outage_reported = false;
                             self.connected(true);
                             tracing::info!(items = n, "subscribed");
+                            fill_in_at = Some(tokio::time::Instant::now() + fill_in_delay(&self.cfg));
                         }
                         Err(e) => {
                             let wait = backoff.next_delay();
@@ -342,6 +444,18 @@ impl Device {
                             tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot subscribe; retrying");
                             subscribe_at = Some(tokio::time::Instant::now() + wait);
                         }
+                    }
+                }
+                _ = fill_in_due => {
+                    fill_in_at = None;
+                    // What already arrived counts first.
+                    while let Ok((g, h, dv)) = data_rx.try_recv() {
+                        if !self.on_change(g, h, dv).await {
+                            return true;
+                        }
+                    }
+                    if !self.fill_in(session).await {
+                        return true;
                     }
                 }
             }
@@ -382,6 +496,8 @@ impl Device {
             self.cfg.discovered.set(found);
         }
         self.forget_subscription(session).await;
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
         let tx = data_tx.clone();
         let id = session
             .create_subscription(
@@ -394,7 +510,7 @@ impl Device {
                 DataChangeCallback::new(move |dv: DataValue, item: &MonitoredItem| {
                     // Unbounded: the callback runs inside the library's
                     // event loop and must not block it.
-                    let _ = tx.send((item.client_handle(), dv));
+                    let _ = tx.send((generation, item.client_handle(), dv));
                 }),
             )
             .await
@@ -448,6 +564,61 @@ impl Device {
         Ok(ok)
     }
 
+    /// Reads the points the current subscription has not reported yet and
+    /// passes their values on as if the subscription had (see
+    /// [`fill_in_delay`]). A failed read is left to the next reconnect: the
+    /// connection is then in trouble anyway. Returns false when the
+    /// pipeline is gone.
+    async fn fill_in(&mut self, session: &Session) -> bool {
+        let generation = self.generation;
+        let missing: Vec<(usize, NodeId)> = self
+            .cfg
+            .points()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.seen.get(*i).copied() != Some(generation))
+            .filter_map(|(i, p)| NodeId::from_str(&p.node_id).ok().map(|n| (i, n)))
+            .collect();
+        if missing.is_empty() {
+            return true;
+        }
+        let to_read: Vec<_> = missing
+            .iter()
+            .map(|(_, n)| ReadValueId::new_value(n.clone()))
+            .collect();
+        let read = tokio::time::timeout(
+            Duration::from_millis(self.cfg.request_timeout_ms),
+            session.read(&to_read, TimestampsToReturn::Both, 0.0),
+        )
+        .await;
+        let values = match read {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, points = missing.len(), "cannot read the points the subscription did not report");
+                return true;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    points = missing.len(),
+                    "reading the points the subscription did not report timed out"
+                );
+                return true;
+            }
+        };
+        tracing::info!(
+            points = missing.len(),
+            "the new subscription did not report every point; read them"
+        );
+        self.metrics.device_poll(&self.name, "filled_in");
+        for ((i, _), dv) in missing.into_iter().zip(values) {
+            let handle = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            if !self.on_change(generation, handle, dv).await {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Marks every point `comms_lost` once per outage (the first lost
     /// connection or failed connect since the last subscription), holding
     /// its last good value (NaN if none). Once, not per interval: there is
@@ -460,8 +631,14 @@ impl Device {
             return true;
         }
         self.outage_reported = true;
-        let ts_ms = now_ms();
-        let samples: Vec<_> = (0..self.cfg.points().len())
+        let ts_ms = self.clock.now(now_ms());
+        let n_points = self.cfg.points().len();
+        let mark = Mark {
+            ts_ms,
+            generation: self.generation,
+        };
+        self.marks = vec![Some(mark); n_points];
+        let samples: Vec<_> = (0..n_points)
             .map(|i| {
                 let value = self.last_good.get(i).copied().flatten();
                 (
@@ -494,13 +671,32 @@ impl Device {
     }
 
     /// One data change → one sample. Returns false when the pipeline is gone.
-    async fn on_change(&mut self, handle: u32, dv: DataValue) -> bool {
+    async fn on_change(&mut self, generation: u32, handle: u32, dv: DataValue) -> bool {
         let index = (handle as usize).wrapping_sub(1);
         let Some(point) = self.cfg.points().get(index) else {
             tracing::debug!(handle, "data change for an unknown client handle");
             return true;
         };
-        let (s, problem) = sample(point, &dv, now_ms());
+        let received_ms = now_ms();
+        let (mut s, problem) = sample(point, &dv, received_ms);
+        tracing::trace!(generation, handle, ts_ms = s.ts_ms, quality = ?s.quality, "data change");
+        if self.seen.len() <= index {
+            self.seen.resize(index + 1, 0);
+        }
+        if let Some(g) = self.seen.get_mut(index) {
+            *g = (*g).max(generation);
+        }
+        let mark = self.marks.get(index).copied().flatten();
+        let stamped = restamp(s.ts_ms, self.clock.now(received_ms), generation, mark);
+        if stamped == s.ts_ms {
+            self.clock.observe(s.ts_ms, received_ms, generation);
+        }
+        s.ts_ms = stamped;
+        if mark.is_some_and(|m| generation > m.generation)
+            && let Some(slot) = self.marks.get_mut(index)
+        {
+            *slot = None; // the point has its value after the outage
+        }
         if s.quality == Quality::Good {
             if self.last_good.len() <= index {
                 self.last_good.resize(index + 1, None);
@@ -521,6 +717,25 @@ impl Device {
                 }
             }
             None => self.metrics.device_poll(&self.name, "ok"),
+        }
+        // The same value at the same time again (a read that filled in a
+        // point and the subscription's own report of it, arriving late).
+        let same = |a: &Sample| {
+            a.ts_ms == s.ts_ms && a.quality == s.quality && a.value.to_bits() == s.value.to_bits()
+        };
+        if self
+            .last_sent
+            .get(index)
+            .and_then(Option::as_ref)
+            .is_some_and(same)
+        {
+            return true;
+        }
+        if self.last_sent.len() <= index {
+            self.last_sent.resize(index + 1, None);
+        }
+        if let Some(slot) = self.last_sent.get_mut(index) {
+            *slot = Some(s);
         }
         if self
             .tx
@@ -555,6 +770,43 @@ mod tests {
             scale: 1.0,
             offset: 0.0,
         }
+    }
+
+    #[test]
+    fn a_value_older_than_the_outage_mark_is_stored_after_it_when_a_new_subscription_confirms_it() {
+        let mark = Some(Mark {
+            ts_ms: 1_000,
+            generation: 3,
+        });
+        // A new subscription's current value, unchanged since before the
+        // mark: stored at receipt.
+        assert_eq!(restamp(900, 1_500, 4, mark), 1_500);
+        // Received in the same millisecond as the mark: still after it.
+        assert_eq!(restamp(900, 1_000, 4, mark), 1_001);
+        // Measured after the mark: its own time.
+        assert_eq!(restamp(1_200, 1_500, 4, mark), 1_200);
+        // The old subscription's late delivery keeps its time.
+        assert_eq!(restamp(900, 1_500, 3, mark), 900);
+        // No mark pending: untouched.
+        assert_eq!(restamp(900, 1_500, 4, None), 900);
+    }
+
+    #[test]
+    fn the_server_clock_is_the_freshest_values_lead_and_never_before_the_latest_value() {
+        let mut c = DeviceClock::default();
+        assert_eq!(c.now(5_000), 5_000, "no value yet: our clock");
+        // A server 1 h behind; one value unchanged for 10 min lags more.
+        c.observe(5_000 - 3_600_000, 5_000, 1);
+        c.observe(5_000 - 4_200_000, 5_000, 1);
+        assert_eq!(c.now(6_000), 6_000 - 3_600_000);
+        // A new subscription measures afresh (the server's clock was set).
+        c.observe(7_000 - 60_000, 7_000, 2);
+        assert_eq!(c.now(8_000), 8_000 - 60_000);
+        // Never at or before a value already seen (same-millisecond loss).
+        let mut c = DeviceClock::default();
+        c.observe(9_000, 9_000, 1);
+        c.observe(9_500, 9_000, 1); // a server clock ahead
+        assert_eq!(c.now(9_000), 9_501);
     }
 
     #[test]
