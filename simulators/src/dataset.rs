@@ -92,7 +92,11 @@ mod tests {
             assert_eq!(row[0], t.to_string());
             assert_eq!(row[5].parse::<f64>().ok(), Some(r.gearbox_temperature));
             assert_eq!(row[7].parse::<f64>().ok(), Some(r.bearing_temperature));
-            let want = if (30..40).contains(&i) { "bearing_creep" } else { "" };
+            let want = if (30..40).contains(&i) {
+                "bearing_creep"
+            } else {
+                ""
+            };
             assert_eq!(row[11], want, "row {i}");
         }
     }

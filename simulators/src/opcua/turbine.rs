@@ -171,7 +171,10 @@ impl WindFault {
             .ok_or_else(|| format!("fault {spec:?}: expected KIND@START_S[-END_S]"))?;
         let kind = WindFaultKind::from_name(kind).ok_or_else(|| {
             let known: Vec<_> = WindFaultKind::ALL.iter().map(|k| k.name()).collect();
-            format!("fault {spec:?}: unknown kind {kind:?} (known: {})", known.join(", "))
+            format!(
+                "fault {spec:?}: unknown kind {kind:?} (known: {})",
+                known.join(", ")
+            )
         })?;
         let secs = |s: &str| {
             s.parse::<u32>()
@@ -306,8 +309,8 @@ impl TurbineModel {
     /// own cooling (±2 %, over hours).
     fn cooling(&self, component: u64, unix_ms: i64) -> f64 {
         let shared = 1.0 + 0.08 * (noise(self.seed, 0x7B1E_0007, unix_ms, 2 * 3_600_000) - 0.5);
-        let own = 1.0
-            + 0.04 * (noise(self.seed, 0x7B1E_0010 + component, unix_ms, 3 * 3_600_000) - 0.5);
+        let own =
+            1.0 + 0.04 * (noise(self.seed, 0x7B1E_0010 + component, unix_ms, 3 * 3_600_000) - 0.5);
         shared * own
     }
 
@@ -480,7 +483,10 @@ mod tests {
     /// Mean of `f` over readings every 10 s in `[from, from + span)`.
     fn mean_of(m: &TurbineModel, from: i64, span: i64, f: impl Fn(&TurbineReading) -> f64) -> f64 {
         let n = span / 10_000;
-        (0..n).map(|k| f(&m.observe(from + k * 10_000))).sum::<f64>() / n as f64
+        (0..n)
+            .map(|k| f(&m.observe(from + k * 10_000)))
+            .sum::<f64>()
+            / n as f64
     }
 
     #[test]
@@ -504,8 +510,16 @@ mod tests {
             let extra = f.gearbox_temperature - h.gearbox_temperature;
             assert!((3.9..=20.1).contains(&extra), "{extra}");
             assert_eq!(
-                (f.active_power, f.generator_temperature, f.bearing_temperature),
-                (h.active_power, h.generator_temperature, h.bearing_temperature)
+                (
+                    f.active_power,
+                    f.generator_temperature,
+                    f.bearing_temperature
+                ),
+                (
+                    h.active_power,
+                    h.generator_temperature,
+                    h.bearing_temperature
+                )
             );
         }
     }
@@ -574,7 +588,12 @@ mod tests {
         );
         let g = WindFault::parse("bearing_creep@60-120", T0).expect("valid");
         assert_eq!((g.start_ms, g.end_ms), (T0 + 60_000, Some(T0 + 120_000)));
-        for bad in ["gearbox_overheat", "nope@5", "bearing_creep@x", "bearing_creep@9-3"] {
+        for bad in [
+            "gearbox_overheat",
+            "nope@5",
+            "bearing_creep@x",
+            "bearing_creep@9-3",
+        ] {
             assert!(WindFault::parse(bad, T0).is_err(), "{bad}");
         }
         let faults = [f, g];
