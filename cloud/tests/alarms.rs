@@ -131,6 +131,7 @@ impl Ctx {
             created_ms: last,
             polled_through_ms: last + 1,
             drops: vec![],
+            events: vec![],
             series: series
                 .iter()
                 .map(|(point, v)| Series {

@@ -35,6 +35,7 @@ fn batch(gw: &str, seq: u64) -> Batch {
         created_ms: T0,
         polled_through_ms: T0 + seq as i64 * 120_000,
         drops: vec![],
+        events: vec![],
         series: vec![
             mk("ac_power", "W", |i| 1000.0 + i as f64),
             mk("dc_voltage", "V", |i| 800.0 - (i % 10) as f64),
@@ -323,6 +324,7 @@ fn ranged(first: u64, last: u64, polled: i64, series: Vec<Series>, drops: Vec<Dr
         polled_through_ms: polled,
         series,
         drops,
+        events: vec![],
     }
 }
 
@@ -727,6 +729,7 @@ async fn rollups_scenario(url: &str) {
                 polled_through_ms: T0,
                 series,
                 drops: vec![],
+                events: vec![],
             };
             encode(&b, Compression::None).unwrap()
         })

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+pub use crate::anomaly::config::{AnomalyAssetConfig, AnomalyConfig, AnomalyModelConfig};
 pub use crate::drivers::dnp3::config::{Dnp3Config, Dnp3PointConfig, Dnp3PointKind, Dnp3TimeSync};
 pub use crate::drivers::mqtt::config::{MqttConfig, MqttPointConfig};
 pub use crate::drivers::opcua::config::{OpcuaConfig, OpcuaPointConfig};
@@ -47,6 +48,10 @@ pub struct EdgeConfig {
     /// repeat their register map 400 times.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub templates: Vec<PointTemplate>,
+    /// Anomaly models and the assets they score
+    /// (docs/specs/anomaly-models.md).
+    #[serde(default, skip_serializing_if = "AnomalyConfig::is_empty")]
+    pub anomaly: AnomalyConfig,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -631,6 +636,10 @@ impl EdgeConfig {
                 "must be positive and not above cloud.backoff_max_ms".into(),
             ));
         }
+        let device_exists = |name: &str| self.devices.iter().any(|d| d.name == name);
+        self.anomaly
+            .validate(&device_exists)
+            .map_err(|(field, problem)| err(field, problem))?;
         if !(10..=60_000).contains(&self.buffer.flush_interval_ms) {
             return Err(err(
                 "buffer.flush_interval_ms".into(),

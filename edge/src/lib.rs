@@ -8,15 +8,19 @@
 //!   per protocol, each behind a cargo feature (`drivers/modbus`,
 //!   `drivers/mqtt`, `drivers/opcua`, `drivers/dnp3`).
 //! - [`pipeline`]: the batcher that seals readings into batches within the
-//!   durability window.
+//!   durability window, and taps them for the anomaly engine.
+//! - [`anomaly`]: anomaly models (feature `anomaly`, tract-onnx): per-asset
+//!   features over rolling windows, autoencoder scores with hysteresis,
+//!   explained events sent ahead of all other data, hot swap.
 //! - [`buffer`]: the sled-backed store-and-forward buffer.
 //! - [`forwarder`]: uploads batches to the cloud's ingest endpoint.
 //! - [`metrics`]: Prometheus metrics and the status counters.
 //! - [`http`]: `/metrics`, `/healthz`, `/api/v1/status`.
 //!
-//! Data path: driver task per device → channel → batcher → buffer (flushed)
-//! → forwarder → cloud → 2xx → delete.
+//! Data path: driver task per device → channel → batcher (→ anomaly engine
+//! → event batches) → buffer (flushed) → forwarder → cloud → 2xx → delete.
 
+pub mod anomaly;
 pub mod buffer;
 pub mod config;
 pub mod drivers;
@@ -46,6 +50,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("anomaly models: {0}")]
+    Anomaly(String),
     #[error(
         "device {0} uses a protocol this build does not include (cargo features modbus, mqtt, opcua, dnp3)"
     )]
@@ -119,6 +125,31 @@ pub async fn start(
         addr: cfg.http.listen,
         source,
     })?;
+
+    // Models are loaded and checked before anything polls.
+    #[cfg(feature = "anomaly")]
+    let (tap, control): (
+        Option<Box<dyn pipeline::Tap>>,
+        Option<Arc<anomaly::engine::Registry>>,
+    ) = if cfg.anomaly.is_empty() {
+        (None, None)
+    } else {
+        let registry = Arc::new(
+            anomaly::engine::Registry::load(&cfg.anomaly)
+                .map_err(|e| StartError::Anomaly(e.to_string()))?,
+        );
+        let engine = anomaly::engine::Engine::new(&cfg.anomaly.assets, registry.clone())
+            .map_err(|e| StartError::Anomaly(e.to_string()))?;
+        (Some(Box::new(engine)), Some(registry))
+    };
+    #[cfg(not(feature = "anomaly"))]
+    let tap: Option<Box<dyn pipeline::Tap>> = if cfg.anomaly.is_empty() {
+        None
+    } else {
+        return Err(StartError::Anomaly(
+            "this build has no anomaly support (cargo feature `anomaly`)".into(),
+        ));
+    };
 
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let sealed = Arc::new(tokio::sync::Notify::new());
@@ -199,8 +230,38 @@ pub async fn start(
         buffer.clone(),
         sealed.clone(),
         metrics.clone(),
+        tap,
     ));
     let mut others = JoinSet::new();
+    #[cfg(feature = "anomaly")]
+    if let Some(registry) = control.clone()
+        && cfg.anomaly.watch_interval_ms > 0
+    {
+        // Hot swap of changed model files; loading runs off the runtime.
+        let (sd, every) = (
+            shutdown.clone(),
+            Duration::from_millis(cfg.anomaly.watch_interval_ms),
+        );
+        others.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = sd.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let r = registry.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || r.reload_changed()).await {
+                    tracing::error!(error = %e, "anomaly model watcher failed");
+                }
+            }
+        });
+    }
+    #[cfg(feature = "anomaly")]
+    let control: Option<Arc<dyn anomaly::ModelControl>> =
+        control.map(|r| r as Arc<dyn anomaly::ModelControl>);
+    #[cfg(not(feature = "anomaly"))]
+    let control: Option<Arc<dyn anomaly::ModelControl>> = None;
     let sealing_done = CancellationToken::new();
     others.spawn(forwarder::run_forwarder(
         cfg.cloud.clone(),
@@ -225,7 +286,7 @@ pub async fn start(
             }
         }
     });
-    let router = http::app(metrics.clone());
+    let router = http::app(metrics.clone(), control);
     let sd = shutdown.clone();
     others.spawn(async move {
         if let Err(e) = axum::serve(listener, router)

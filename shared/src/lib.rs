@@ -16,4 +16,7 @@ pub mod api;
 pub mod model;
 pub mod wire;
 
-pub use model::{Batch, Drop, DropReason, DroppedSpan, PointKey, Quality, Sample, Series};
+pub use model::{
+    AnomalyEvent, AnomalyKind, Batch, Contribution, Drop, DropReason, DroppedSpan, PointKey,
+    Quality, Sample, Series,
+};

@@ -110,6 +110,71 @@ pub struct Batch {
     pub series: Vec<Series>,
     /// Data the edge discarded since the previous batch, reported once.
     pub drops: Vec<Drop>,
+    /// Anomaly events (wire format version 3; none in version 2).
+    #[serde(default)]
+    pub events: Vec<AnomalyEvent>,
+}
+
+/// Whether an anomaly started or ended (docs/specs/anomaly-models.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    Raised,
+    Cleared,
+}
+
+impl AnomalyKind {
+    pub fn code(self) -> u8 {
+        match self {
+            AnomalyKind::Raised => 0,
+            AnomalyKind::Cleared => 1,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<AnomalyKind> {
+        match c {
+            0 => Some(AnomalyKind::Raised),
+            1 => Some(AnomalyKind::Cleared),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::Raised => "raised",
+            AnomalyKind::Cleared => "cleared",
+        }
+    }
+}
+
+/// One feature's part in an anomaly: its share of the reconstruction
+/// error, what was observed, what the model expected, and a sentence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub feature: String,
+    pub unit: String,
+    pub share: f64,
+    pub value: f64,
+    pub expected: f64,
+    pub text: String,
+}
+
+/// An anomaly raised or cleared by an edge model for one asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyEvent {
+    pub kind: AnomalyKind,
+    pub asset: String,
+    pub asset_class: String,
+    pub model_id: String,
+    pub model_version: String,
+    /// Time of the scored window's last row (Unix ms).
+    pub ts_ms: i64,
+    pub window_start_ms: i64,
+    pub score: f64,
+    pub raise_level: f64,
+    pub summary: String,
+    /// Features, largest share first (empty for `cleared`).
+    pub explanation: Vec<Contribution>,
 }
 
 /// Why the edge discarded buffered data.

@@ -5,19 +5,29 @@
 //! as sent), then the payload, optionally zstd-compressed. The payload is
 //! columnar per series: timestamps as delta-of-delta zig-zag varints, values
 //! XOR-ed with their predecessor and stored without their zero bytes,
-//! qualities run-length encoded; then the drop reports.
+//! qualities run-length encoded; then the drop reports; in version 3, then
+//! the anomaly events. A batch without events is written as version 2, so
+//! decoders that know only version 2 read every such batch unchanged.
 //!
 //! Decoding checks every length against the bytes actually present before it
 //! allocates, so a hostile frame can cost at most [`MAX_RAW_LEN`] bytes of
 //! memory and never panics.
 
-use crate::model::{Batch, Drop, DropReason, DroppedSpan, Quality, Sample, Series};
+use crate::model::{
+    AnomalyEvent, AnomalyKind, Batch, Contribution, Drop, DropReason, DroppedSpan, Quality, Sample,
+    Series,
+};
 use thiserror::Error;
 
 /// First four bytes of every frame: `DCMB`.
 pub const MAGIC: [u8; 4] = *b"DCMB";
-/// The format version this crate writes and reads.
-pub const VERSION: u8 = 2;
+/// The newest format version this crate writes and reads (batches with
+/// anomaly events); batches without events are written as [`VERSION_2`].
+pub const VERSION: u8 = 3;
+/// The version without anomaly events.
+pub const VERSION_2: u8 = 2;
+/// Most anomaly events one batch may carry.
+pub const MAX_EVENTS: usize = 10_000;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 20;
 /// Largest payload, before or after decompression, a decoder accepts.
@@ -56,6 +66,8 @@ pub enum EncodeError {
     SequenceRange { first: u64, last: u64 },
     #[error("encoded payload is {0} bytes; at most {MAX_RAW_LEN} allowed")]
     TooLarge(usize),
+    #[error("batch has {0} anomaly events; at most {MAX_EVENTS} allowed")]
+    TooManyEvents(usize),
     #[error("zstd compression failed: {0}")]
     Compress(std::io::Error),
 }
@@ -71,7 +83,7 @@ pub enum DecodeError {
     },
     #[error("not a dCMMS batch: bad magic bytes")]
     BadMagic,
-    #[error("unsupported format version {0}; this build reads version {VERSION}")]
+    #[error("unsupported format version {0}; this build reads versions {VERSION_2} and {VERSION}")]
     UnsupportedVersion(u8),
     #[error("unsupported compression code {0}")]
     UnsupportedCompression(u8),
@@ -109,6 +121,10 @@ pub enum DecodeError {
     SequenceRange { first: u64, last: u64 },
     #[error("unknown drop reason code {0}")]
     InvalidDropReason(u8),
+    #[error("unknown anomaly event kind {0}")]
+    InvalidEventKind(u8),
+    #[error("batch declares more than {MAX_EVENTS} anomaly events")]
+    TooManyEvents,
 }
 
 /// Encodes a batch into one frame.
@@ -159,6 +175,15 @@ pub fn encode(batch: &Batch, compression: Compression) -> Result<Vec<u8>, Encode
             put_varint(&mut p, sp.samples);
         }
     }
+    if batch.events.len() > MAX_EVENTS {
+        return Err(EncodeError::TooManyEvents(batch.events.len()));
+    }
+    if !batch.events.is_empty() {
+        put_varint(&mut p, batch.events.len() as u64);
+        for e in &batch.events {
+            put_event(&mut p, e)?;
+        }
+    }
     if p.len() > MAX_RAW_LEN {
         return Err(EncodeError::TooLarge(p.len()));
     }
@@ -171,7 +196,11 @@ pub fn encode(batch: &Batch, compression: Compression) -> Result<Vec<u8>, Encode
     };
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
+    out.push(if batch.events.is_empty() {
+        VERSION_2
+    } else {
+        VERSION
+    });
     out.push(compression.code());
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -249,8 +278,9 @@ pub fn decode(frame: &[u8]) -> Result<Batch, DecodeError> {
     if header[0..4] != MAGIC {
         return Err(DecodeError::BadMagic);
     }
-    if header[4] != VERSION {
-        return Err(DecodeError::UnsupportedVersion(header[4]));
+    let version = header[4];
+    if version != VERSION && version != VERSION_2 {
+        return Err(DecodeError::UnsupportedVersion(version));
     }
     let compression = header[5];
     if compression > 1 {
@@ -288,7 +318,7 @@ pub fn decode(frame: &[u8]) -> Result<Batch, DecodeError> {
                 actual: payload_len,
             });
         }
-        decode_payload(payload)
+        decode_payload(payload, version)
     } else {
         let raw = zstd::bulk::decompress(payload, raw_len)
             .map_err(|e| DecodeError::Decompress(e.to_string()))?;
@@ -298,11 +328,11 @@ pub fn decode(frame: &[u8]) -> Result<Batch, DecodeError> {
                 actual: raw.len(),
             });
         }
-        decode_payload(&raw)
+        decode_payload(&raw, version)
     }
 }
 
-fn decode_payload(buf: &[u8]) -> Result<Batch, DecodeError> {
+fn decode_payload(buf: &[u8], version: u8) -> Result<Batch, DecodeError> {
     let mut r = Reader { buf, pos: 0 };
     let gateway_id = r.string("gateway_id")?;
     let first_sequence = u64::from_le_bytes(r.array("first_sequence")?);
@@ -426,6 +456,19 @@ fn decode_payload(buf: &[u8]) -> Result<Batch, DecodeError> {
             spans,
         });
     }
+    let mut events = Vec::new();
+    if version >= VERSION {
+        let n = r.varint()?;
+        if n > MAX_EVENTS as u64 {
+            return Err(DecodeError::TooManyEvents);
+        }
+        // kind, four strings, two i64, two f64, a string, a count.
+        r.check_room("anomaly events", n, 1 + 4 + 16 + 16 + 2)?;
+        events.reserve(n as usize);
+        for _ in 0..n {
+            events.push(read_event(&mut r)?);
+        }
+    }
     if r.pos != buf.len() {
         return Err(DecodeError::TrailingBytes(buf.len() - r.pos));
     }
@@ -437,6 +480,71 @@ fn decode_payload(buf: &[u8]) -> Result<Batch, DecodeError> {
         polled_through_ms,
         series,
         drops,
+        events,
+    })
+}
+
+fn put_event(p: &mut Vec<u8>, e: &AnomalyEvent) -> Result<(), EncodeError> {
+    p.push(e.kind.code());
+    put_str(p, "asset", &e.asset)?;
+    put_str(p, "asset_class", &e.asset_class)?;
+    put_str(p, "model_id", &e.model_id)?;
+    put_str(p, "model_version", &e.model_version)?;
+    p.extend_from_slice(&e.ts_ms.to_le_bytes());
+    p.extend_from_slice(&e.window_start_ms.to_le_bytes());
+    p.extend_from_slice(&e.score.to_bits().to_le_bytes());
+    p.extend_from_slice(&e.raise_level.to_bits().to_le_bytes());
+    put_str(p, "summary", &e.summary)?;
+    put_varint(p, e.explanation.len() as u64);
+    for c in &e.explanation {
+        put_str(p, "feature", &c.feature)?;
+        put_str(p, "unit", &c.unit)?;
+        p.extend_from_slice(&c.share.to_bits().to_le_bytes());
+        p.extend_from_slice(&c.value.to_bits().to_le_bytes());
+        p.extend_from_slice(&c.expected.to_bits().to_le_bytes());
+        put_str(p, "text", &c.text)?;
+    }
+    Ok(())
+}
+
+fn read_event(r: &mut Reader<'_>) -> Result<AnomalyEvent, DecodeError> {
+    let [code] = r.array::<1>("event kind")?;
+    let kind = AnomalyKind::from_code(code).ok_or(DecodeError::InvalidEventKind(code))?;
+    let asset = r.string("asset")?;
+    let asset_class = r.string("asset_class")?;
+    let model_id = r.string("model_id")?;
+    let model_version = r.string("model_version")?;
+    let ts_ms = i64::from_le_bytes(r.array("ts_ms")?);
+    let window_start_ms = i64::from_le_bytes(r.array("window_start_ms")?);
+    let score = f64::from_bits(u64::from_le_bytes(r.array("score")?));
+    let raise_level = f64::from_bits(u64::from_le_bytes(r.array("raise_level")?));
+    let summary = r.string("summary")?;
+    let n = r.varint()?;
+    // Two strings, three f64, one string.
+    r.check_room("explanation", n, 2 + 24 + 1)?;
+    let mut explanation = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        explanation.push(Contribution {
+            feature: r.string("feature")?,
+            unit: r.string("unit")?,
+            share: f64::from_bits(u64::from_le_bytes(r.array("share")?)),
+            value: f64::from_bits(u64::from_le_bytes(r.array("value")?)),
+            expected: f64::from_bits(u64::from_le_bytes(r.array("expected")?)),
+            text: r.string("text")?,
+        });
+    }
+    Ok(AnomalyEvent {
+        kind,
+        asset,
+        asset_class,
+        model_id,
+        model_version,
+        ts_ms,
+        window_start_ms,
+        score,
+        raise_level,
+        summary,
+        explanation,
     })
 }
 
@@ -556,6 +664,7 @@ mod tests {
             sequence: 42,
             created_ms: 1_782_000_000_000,
             polled_through_ms: 1_782_000_001_500,
+            events: vec![],
             drops: vec![Drop {
                 first_sequence: 7,
                 last_sequence: 9,
@@ -609,6 +718,99 @@ mod tests {
         }
     }
 
+    fn anomaly_event() -> AnomalyEvent {
+        AnomalyEvent {
+            kind: AnomalyKind::Raised,
+            asset: "WTG-01".into(),
+            asset_class: "wind_turbine".into(),
+            model_id: "wind-turbine-ae".into(),
+            model_version: "1.0.0".into(),
+            ts_ms: 1_782_000_000_000,
+            window_start_ms: 1_781_999_701_000,
+            score: 3.25,
+            raise_level: 0.12,
+            summary: "gearbox temperature 14 °C above expected for this power".into(),
+            explanation: vec![
+                Contribution {
+                    feature: "gearbox_rise".into(),
+                    unit: "°C".into(),
+                    share: 0.93,
+                    value: 52.0,
+                    expected: 38.0,
+                    text: "gearbox temperature 14 °C above expected for this power".into(),
+                },
+                Contribution {
+                    feature: "power_mean".into(),
+                    unit: "kW".into(),
+                    share: 0.07,
+                    value: 1200.0,
+                    expected: 1180.0,
+                    text: "power 20 kW above expected".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn events_travel_in_version_3_and_batches_without_them_stay_version_2() {
+        let plain = sample_batch();
+        let f2 = encode(&plain, Compression::None).unwrap();
+        assert_eq!(f2[4], VERSION_2);
+        let mut with = sample_batch();
+        with.events = vec![anomaly_event(), {
+            let mut c = anomaly_event();
+            c.kind = AnomalyKind::Cleared;
+            c.explanation.clear();
+            c
+        }];
+        for c in [Compression::None, Compression::Zstd { level: 3 }] {
+            let f3 = encode(&with, c).unwrap();
+            assert_eq!(f3[4], VERSION);
+            assert_eq!(decode(&f3).unwrap(), with);
+        }
+        // The v3 payload is the v2 payload plus the events section: a
+        // version-2 decoder rejects the frame by its version byte (defined
+        // behaviour), never misreads it.
+        let f3 = encode(&with, Compression::None).unwrap();
+        assert_eq!(
+            f3[HEADER_LEN..HEADER_LEN + f2.len() - HEADER_LEN],
+            f2[HEADER_LEN..]
+        );
+        let mut as_v2 = f3.clone();
+        as_v2[4] = VERSION_2;
+        assert_eq!(
+            decode(&as_v2),
+            Err(DecodeError::TrailingBytes(f3.len() - f2.len()))
+        );
+        // Every truncation of the events section is a typed error.
+        let raw = &f3[HEADER_LEN..];
+        for cut in f2.len() - HEADER_LEN..raw.len() {
+            assert!(decode_payload(&raw[..cut], VERSION).is_err(), "{cut}");
+        }
+    }
+
+    #[test]
+    fn bad_event_kind_and_lying_event_counts_are_rejected() {
+        let mut with = sample_batch();
+        with.events = vec![anomaly_event()];
+        let f3 = encode(&with, Compression::None).unwrap();
+        let plain_len = encode(&sample_batch(), Compression::None).unwrap().len();
+        let mut raw = f3[HEADER_LEN..].to_vec();
+        // Event count at the first byte after the v2 part, kind right after.
+        let at = plain_len - HEADER_LEN;
+        raw[at + 1] = 7;
+        assert_eq!(
+            decode_payload(&raw, VERSION),
+            Err(DecodeError::InvalidEventKind(7))
+        );
+        raw[at + 1] = 0;
+        raw[at] = 100;
+        assert!(matches!(
+            decode_payload(&raw, VERSION),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+
     /// The exact bytes of a small uncompressed frame, so the spec's worked
     /// example and the code cannot drift apart.
     #[test]
@@ -642,6 +844,7 @@ mod tests {
                 ],
             }],
             drops: vec![],
+            events: vec![],
         };
         let f = encode(&b, Compression::None).unwrap();
         let payload: Vec<u8> = [
@@ -711,12 +914,12 @@ mod tests {
         let mut p2 = p.clone();
         put_varint(&mut p, 1 << 40);
         p.extend_from_slice(&[0u8; 32]);
-        let err = decode_payload(&p).unwrap_err();
+        let err = decode_payload(&p, VERSION_2).unwrap_err();
         assert_eq!(err, DecodeError::TooManySamples);
         put_varint(&mut p2, 1000);
         p2.extend_from_slice(&[0u8; 32]);
         assert!(matches!(
-            decode_payload(&p2),
+            decode_payload(&p2, VERSION_2),
             Err(DecodeError::Truncated { .. })
         ));
     }
@@ -812,6 +1015,7 @@ mod tests {
                 polled_through_ms: created_ms,
                 series,
                 drops: vec![],
+                events: vec![],
             };
             let c = if zstd { Compression::Zstd { level: 1 } } else { Compression::None };
             let decoded = decode(&encode(&b, c).unwrap()).unwrap();

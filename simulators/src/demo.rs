@@ -108,6 +108,7 @@ pub fn edge_config(link: &SiteLink) -> EdgeConfig {
             })
             .collect(),
         templates: Vec::new(),
+        anomaly: Default::default(),
     }
 }
 

@@ -21,7 +21,9 @@
 //!   ([`mqtt::start_station`], [`mqtt::WeatherModel`]), with fault injection
 //!   (garbage payloads, pauses, broker disconnects).
 //! - [`opcua`]: a wind turbine (seeded gusty wind, power curve, rotor,
-//!   pitch, temperatures, status, [`opcua::TurbineModel`]); served over
+//!   pitch, temperatures, status, [`opcua::TurbineModel`]) and its fault
+//!   physics (gearbox overheating, pitch misalignment, generator bearing
+//!   creep: [`opcua::turbine::WindFault`]); served over
 //!   OPC UA with stop/restart fault injection (and the link faults of
 //!   [`proxy`]) behind feature `opcua`.
 //! - [`proxy`]: a fault-injecting TCP proxy ([`proxy::FaultProxy`]) that
@@ -32,6 +34,9 @@
 //!   model and point map, [`dnp3::MeterModel`]); served as a DNP3
 //!   outstation with connection-drop and gone/come-back faults behind
 //!   feature `dnp3` (licence-restricted: docs/licensing.md).
+//! - [`dataset`]: offline CSV datasets from the physical models (raw point
+//!   values at a fixed step with a fault label column), for training and
+//!   evaluating anomaly models; `dcmms-sim dataset`.
 //! - [`demo`]: the edge configuration for a simulated fleet, used by
 //!   `dcmms-demo` and the end-to-end tests.
 //! - [`error`]: the library's error type ([`SimError`]).
@@ -40,6 +45,7 @@
 //! [`modbus::start_fleet`]; `dcmms-demo` (`src/bin/dcmms-demo.rs`) runs the
 //! whole site in a box: cloud, simulated inverters and an edge agent.
 
+pub mod dataset;
 pub mod demo;
 pub mod device;
 pub mod dnp3;

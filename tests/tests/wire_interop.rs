@@ -29,6 +29,7 @@ fn python_decoder_reads_what_rust_encodes() {
         sequence: 1_782_000_000_000_123,
         created_ms: 1_782_000_000_000,
         polled_through_ms: 1_782_000_002_000,
+        events: vec![],
         drops: vec![Drop {
             first_sequence: 5,
             last_sequence: 6,
@@ -114,6 +115,7 @@ fn python_decoder_rejects_a_corrupted_frame() {
         polled_through_ms: 0,
         series: vec![],
         drops: vec![],
+        events: vec![],
     };
     let mut frame = encode(&batch, Compression::None).unwrap();
     let last = frame.len() - 1;

@@ -29,8 +29,8 @@ pub use entry::Entry;
 
 use crate::metrics::EdgeMetrics;
 use dcmms_shared::wire::{self, Compression};
-use dcmms_shared::{Batch, Drop, DropReason, DroppedSpan, Series};
-use std::collections::{BTreeMap, VecDeque};
+use dcmms_shared::{AnomalyEvent, Batch, Drop, DropReason, DroppedSpan, Series};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 use thiserror::Error;
 use tokio::sync::Mutex;
@@ -103,6 +103,10 @@ struct State {
     bytes: u64,
     /// Sequences sealed in this run, not yet offered, oldest first.
     live: VecDeque<u64>,
+    /// Batches carrying anomaly events (wire version 3): offered before
+    /// everything else, never merged. Rebuilt at open from the frames'
+    /// version byte.
+    priority: BTreeSet<u64>,
 }
 
 #[derive(Debug)]
@@ -150,8 +154,14 @@ impl Buffer {
         let db = open_sled(path, cache_capacity)?;
         let tree = db.open_tree("buffer")?;
         let (mut batches, mut bytes, mut last_seq) = (0u64, 0u64, None);
+        let mut priority = BTreeSet::new();
         for item in tree.scan_prefix([BATCH]) {
             let (k, v) = item?;
+            if carries_events(&v)
+                && let Some(seq) = seq_of(&k)
+            {
+                priority.insert(seq);
+            }
             batches += 1;
             bytes += v.len() as u64;
             last_seq = seq_of(&k);
@@ -175,6 +185,7 @@ impl Buffer {
                 batches,
                 bytes,
                 live: VecDeque::new(),
+                priority,
             }),
             metrics,
         };
@@ -190,6 +201,19 @@ impl Buffer {
         series: Vec<Series>,
         polled_through_ms: i64,
     ) -> Result<u64, BufferError> {
+        self.append_with_events(series, Vec::new(), polled_through_ms)
+            .await
+    }
+
+    /// [`Buffer::append`] with anomaly events; a batch carrying events is
+    /// offered before any other (docs/specs/anomaly-models.md §6).
+    pub async fn append_with_events(
+        &self,
+        series: Vec<Series>,
+        events: Vec<AnomalyEvent>,
+        polled_through_ms: i64,
+    ) -> Result<u64, BufferError> {
+        let has_events = !events.is_empty();
         let mut st = self.state.lock().await;
         let sequence = st.next_seq;
         let mut drops = Vec::new();
@@ -211,6 +235,7 @@ impl Buffer {
             polled_through_ms,
             series,
             drops,
+            events,
         };
         let samples = batch.sample_count() as u64;
         let value = Entry::encode(&batch, samples)?;
@@ -226,7 +251,11 @@ impl Buffer {
         st.next_seq = sequence + 1;
         st.batches += 1;
         st.bytes += len;
-        st.live.push_back(sequence);
+        if has_events {
+            st.priority.insert(sequence);
+        } else {
+            st.live.push_back(sequence);
+        }
         while st.live.len() > LIVE_MAX {
             st.live.pop_front(); // older ones join the backlog
         }
@@ -314,12 +343,42 @@ impl Buffer {
         self.metrics.buffer_pending_bytes.set(st.bytes as i64);
     }
 
-    /// The next batch to offer: the oldest live batch if any, else the oldest
-    /// of the backlog. Unreadable entries are dropped (reason `corrupt`),
-    /// counted and reported, never returned.
+    /// The next batch to offer: the oldest batch carrying anomaly events if
+    /// any, else the oldest live batch, else the oldest of the backlog.
+    /// Unreadable entries are dropped (reason `corrupt`), counted and
+    /// reported, never returned.
     pub async fn next(&self) -> Result<Option<Pending>, BufferError> {
         let mut st = self.state.lock().await;
         loop {
+            if let Some(seq) = st.priority.first().copied() {
+                match self.tree.get(key(BATCH, seq))? {
+                    Some(v) => {
+                        if let Some(e) = Entry::parse(&v).filter(|e| wire::decode(e.frame).is_ok())
+                        {
+                            return Ok(Some(Pending {
+                                first_sequence: e.first_sequence,
+                                sequence: seq,
+                                samples: e.samples,
+                                created_ms: e.created_ms,
+                                frame: e.frame.to_vec(),
+                                live: true,
+                            }));
+                        }
+                        tracing::error!(
+                            sequence = seq,
+                            "corrupt event batch in the buffer: skipping it"
+                        );
+                        st.priority.remove(&seq);
+                        self.drop_entry(&mut st, &key(BATCH, seq), &v, DropReason::Corrupt)
+                            .await?;
+                        continue;
+                    }
+                    None => {
+                        st.priority.remove(&seq);
+                        continue;
+                    }
+                }
+            }
             let live_seq = st.live.front().copied();
             let found = match live_seq {
                 Some(seq) => match self.tree.get(key(BATCH, seq))? {
@@ -394,6 +453,7 @@ impl Buffer {
             st.batches = st.batches.saturating_sub(1);
             st.bytes = st.bytes.saturating_sub(v.len() as u64);
         }
+        st.priority.remove(&sequence);
         st.live.retain(|s| *s != sequence);
         self.publish(&st);
         Ok(())
@@ -413,6 +473,7 @@ impl Buffer {
             st.batches = st.batches.saturating_sub(1);
             st.bytes = st.bytes.saturating_sub(v.len() as u64);
         }
+        st.priority.remove(&sequence);
         st.live.retain(|s| *s != sequence);
         self.publish(&st);
         Ok(())
@@ -459,6 +520,7 @@ impl Buffer {
                 Some((created, n, first))
                     if created < cutoff
                         && n < max
+                        && !st.priority.contains(&seq)
                         && !self.tree.contains_key(key(OFFERED, seq))? =>
                 {
                     Some((n, first))
@@ -529,8 +591,10 @@ impl Buffer {
         let sequence = run[run.len() - 1].1.sequence;
         let mut by_point: BTreeMap<(String, String), Series> = BTreeMap::new();
         let mut drops = Vec::new();
+        let mut events = Vec::new();
         let (mut created_ms, mut polled_through_ms, mut old_bytes) = (i64::MIN, i64::MIN, 0u64);
         for (_, b, len) in &run {
+            events.extend(b.events.iter().cloned());
             created_ms = created_ms.max(b.created_ms);
             polled_through_ms = polled_through_ms.max(b.polled_through_ms);
             old_bytes += *len as u64;
@@ -556,6 +620,7 @@ impl Buffer {
             polled_through_ms,
             series: by_point.into_values().collect(),
             drops,
+            events,
         };
         let samples = merged.sample_count() as u64;
         let value = Entry::encode(&merged, samples)?;
@@ -656,6 +721,11 @@ fn spans_of(b: &Batch) -> Vec<DroppedSpan> {
             })
         })
         .collect()
+}
+
+/// True when a stored entry's frame is wire version 3 (anomaly events).
+fn carries_events(v: &[u8]) -> bool {
+    Entry::parse(v).and_then(|e| e.frame.get(4).copied()) == Some(wire::VERSION)
 }
 
 /// Encodes a batch as the wire frame stored and sent.

@@ -11,7 +11,7 @@ use crate::buffer::Buffer;
 use crate::config::EdgeConfig;
 use crate::drivers::Reading;
 use crate::metrics::EdgeMetrics;
-use dcmms_shared::{Sample, Series};
+use dcmms_shared::{AnomalyEvent, Sample, Series};
 use exception::ExceptionFilter;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,6 +21,19 @@ use tokio::sync::{Notify, mpsc};
 /// Seal early when this many samples are waiting, to bound batch size.
 pub const MAX_SAMPLES_PER_BATCH: usize = 50_000;
 
+/// Sees every reading before report-by-exception and may answer with
+/// events to send ahead of everything else (the anomaly engine).
+pub trait Tap: Send {
+    fn on_reading(&mut self, cfg: &EdgeConfig, r: &Reading) -> Vec<AnomalyEvent>;
+}
+
+#[cfg(feature = "anomaly")]
+impl Tap for crate::anomaly::engine::Engine {
+    fn on_reading(&mut self, cfg: &EdgeConfig, r: &Reading) -> Vec<AnomalyEvent> {
+        crate::anomaly::engine::Engine::on_reading(self, cfg, r)
+    }
+}
+
 /// Runs until every driver has dropped its sender; then seals what is left.
 pub async fn run_batcher(
     cfg: Arc<EdgeConfig>,
@@ -28,7 +41,13 @@ pub async fn run_batcher(
     buffer: Arc<Buffer>,
     sealed: Arc<Notify>,
     metrics: EdgeMetrics,
+    mut tap: Option<Box<dyn Tap>>,
 ) {
+    // Events not yet durable (a failed write keeps them for the next try).
+    let mut events: Vec<AnomalyEvent> = Vec::new();
+    // Watermark of the last sealed sample batch: an events-only batch
+    // repeats it, since samples still pending are not in it.
+    let mut watermark = 0i64;
     let mut pending: BTreeMap<(usize, usize), Vec<Sample>> = BTreeMap::new();
     // Report-by-exception state per (device, point), made on first sight
     // (a discovering device's point names are known only then).
@@ -42,6 +61,21 @@ pub async fn run_batcher(
         let closed = tokio::select! {
             r = rx.recv() => match r {
                 Some(r) => {
+                    if let Some(t) = tap.as_mut() {
+                        events.extend(t.on_reading(&cfg, &r));
+                    }
+                    if !events.is_empty() {
+                        // Sealed at once, in a batch of their own, which the
+                        // forwarder offers before any other.
+                        match buffer.append_with_events(Vec::new(), events.clone(), watermark).await {
+                            Ok(seq) => {
+                                tracing::info!(sequence = seq, events = events.len(), "anomaly events sealed");
+                                events.clear();
+                                sealed.notify_one();
+                            }
+                            Err(e) => tracing::error!(error = %e, "cannot write anomaly events to the buffer; retrying"),
+                        }
+                    }
                     let report = cfg.devices.get(r.device).and_then(|d| d.report.as_ref());
                     let mut kept = 0u64;
                     let mut polled_at = i64::MAX;
@@ -81,6 +115,7 @@ pub async fn run_batcher(
             let polled_through = crate::drivers::now_ms();
             match buffer.append(series, polled_through).await {
                 Ok(seq) => {
+                    watermark = polled_through;
                     tracing::debug!(sequence = seq, samples = count, "batch sealed");
                     let durable = crate::drivers::now_ms();
                     for (polled, n) in polls.drain(..) {

@@ -4,6 +4,8 @@
 //! Modbus TCP, one port per inverter, until Ctrl-C. `dcmms-sim mqtt`
 //! publishes a weather station's readings to an MQTT broker. `dcmms-sim
 //! opcua` serves a wind turbine over OPC UA (built with feature `opcua`).
+//! `dcmms-sim dataset` writes the physical model's point values, with
+//! injected faults and a label column, as CSV (offline, no network).
 //! `dcmms-sim proxy` puts link faults in front of any TCP device.
 //! `dcmms-sim dnp3` serves a substation revenue meter and recloser as a
 //! DNP3 outstation (built with feature `dnp3`; the `dnp3` crate is licensed
@@ -37,6 +39,9 @@ enum Command {
     ModbusRtu(dcmms_simulators::modbus::cli::RtuArgs),
     /// Publish a simulated weather station's readings as JSON over MQTT.
     Mqtt(dcmms_simulators::mqtt::cli::MqttArgs),
+    /// Write an offline dataset (CSV) from a simulator's physical model,
+    /// with injected faults labelled per row.
+    Dataset(DatasetArgs),
     /// Forward TCP to a device, injecting link faults (slow replies, cut
     /// connections, garbage bytes, a device that goes away and returns).
     Proxy(dcmms_simulators::proxy::cli::ProxyArgs),
@@ -106,6 +111,90 @@ struct ModbusArgs {
     /// Disable clouds (always clear sky).
     #[arg(long)]
     clear_sky: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AssetClass {
+    /// The wind turbine of `dcmms-sim opcua`.
+    Wind,
+}
+
+#[derive(Debug, Args)]
+struct DatasetArgs {
+    /// Which physical model.
+    #[arg(long, value_enum)]
+    asset_class: AssetClass,
+    /// Seed of the weather.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Length in days (fractions allowed).
+    #[arg(long, default_value_t = 1.0)]
+    days: f64,
+    /// First row's time (RFC 3339); default 2026-01-01T00:00:00Z.
+    #[arg(long)]
+    start: Option<String>,
+    /// Row step in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    step_ms: u64,
+    /// Rated power in kW.
+    #[arg(long, default_value_t = 3000.0)]
+    rated_kw: f64,
+    /// Fault, `KIND@START_S[-END_S]` in seconds after the start
+    /// (gearbox_overheat, pitch_misalignment, bearing_creep). Repeatable.
+    #[arg(long = "fault", value_name = "KIND@START_S[-END_S]")]
+    faults: Vec<String>,
+    /// Output file (default: standard output).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+fn run_dataset(args: DatasetArgs) -> Result<()> {
+    use dcmms_simulators::dataset::{DEFAULT_START_MS, WindDataset};
+    use dcmms_simulators::opcua::{TurbineModel, WindFault};
+    use std::io::Write;
+    if !(args.days.is_finite() && args.days > 0.0) {
+        bail!("--days must be a positive number");
+    }
+    if args.step_ms == 0 {
+        bail!("--step-ms must be positive");
+    }
+    let start_ms = match &args.start {
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .with_context(|| format!("--start {s:?} is not an RFC 3339 time"))?,
+        None => DEFAULT_START_MS,
+    };
+    let faults = args
+        .faults
+        .iter()
+        .map(|f| WindFault::parse(f, start_ms))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let AssetClass::Wind = args.asset_class;
+    let ds = WindDataset {
+        model: TurbineModel::new(args.seed, args.rated_kw).with_faults(faults),
+        start_ms,
+        duration_ms: (args.days * 86_400_000.0) as i64,
+        step_ms: args.step_ms as i64,
+    };
+    let rows = match &args.out {
+        Some(path) => {
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            let n = ds.write_csv(&mut w)?;
+            w.flush()?;
+            n
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            let n = ds.write_csv(&mut w)?;
+            w.flush()?;
+            n
+        }
+    };
+    eprintln!("{rows} rows");
+    Ok(())
 }
 
 fn clock_from(args: &ModbusArgs) -> Result<SimClock> {
@@ -191,6 +280,7 @@ async fn main() -> Result<()> {
         Command::Modbus(args) => run_modbus(args).await,
         Command::ModbusRtu(args) => Ok(dcmms_simulators::modbus::cli::run_rtu(args).await?),
         Command::Mqtt(args) => Ok(dcmms_simulators::mqtt::cli::run(args).await?),
+        Command::Dataset(args) => run_dataset(args),
         Command::Proxy(args) => Ok(dcmms_simulators::proxy::cli::run(args).await?),
         #[cfg(feature = "opcua")]
         Command::Opcua(args) => Ok(dcmms_simulators::opcua::cli::run(args).await?),

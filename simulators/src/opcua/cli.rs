@@ -1,7 +1,7 @@
 //! `dcmms-sim opcua`: the turbine server on the command line.
 
 use super::server::{RunningTurbine, TurbineServerConfig, variable_node_id};
-use super::turbine::{TurbineModel, VARIABLES};
+use super::turbine::{TurbineModel, VARIABLES, WindFault};
 use crate::SimError;
 use crate::modbus::SimClock;
 use crate::proxy::cli::ProxyFaultArgs;
@@ -35,6 +35,11 @@ pub struct OpcuaArgs {
     /// ...staying down this many seconds.
     #[arg(long, default_value_t = 3)]
     pub down_for_s: u64,
+    /// Turbine fault, `KIND@START_S[-END_S]` in seconds after the server
+    /// starts (kinds: gearbox_overheat, pitch_misalignment, bearing_creep).
+    /// Repeatable.
+    #[arg(long = "fault", value_name = "KIND@START_S[-END_S]")]
+    pub turbine_faults: Vec<String>,
     /// Link faults: with any of them the server listens on an internal
     /// port and a fault proxy serves the public one.
     #[command(flatten)]
@@ -53,6 +58,14 @@ pub async fn run(args: OpcuaArgs) -> Result<(), SimError> {
             "--restart-every-s must be positive".into(),
         ));
     }
+    let clock = SimClock::realtime();
+    let started = clock.now_ms();
+    let turbine_faults = args
+        .turbine_faults
+        .iter()
+        .map(|f| WindFault::parse(f, started))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(SimError::InvalidConfig)?;
     let (faults, gone) = args.faults.faults()?;
     let shutdown = CancellationToken::new();
     let proxied = args.faults.any();
@@ -61,8 +74,8 @@ pub async fn run(args: OpcuaArgs) -> Result<(), SimError> {
         // Behind the proxy the server takes any free port; the restart
         // fault then reuses that one (the proxy's upstream).
         port: if proxied { 0 } else { args.port },
-        model: TurbineModel::new(args.seed, args.rated_kw),
-        clock: SimClock::realtime(),
+        model: TurbineModel::new(args.seed, args.rated_kw).with_faults(turbine_faults.clone()),
+        clock,
         update_interval: Duration::from_millis(args.update_ms),
         advertised_port: proxied.then_some(args.port),
     };
@@ -95,6 +108,14 @@ pub async fn run(args: OpcuaArgs) -> Result<(), SimError> {
             "  link faults: {} (server itself on {})",
             args.faults.describe(),
             server.addr()
+        );
+    }
+    for f in &turbine_faults {
+        println!(
+            "  fault {} from {} ms{}",
+            f.kind.name(),
+            f.start_ms,
+            f.end_ms.map(|e| format!(" to {e} ms")).unwrap_or_default()
         );
     }
     for (name, unit) in VARIABLES {

@@ -269,6 +269,7 @@ async fn ingest_figures(
             polled_through_ms: start,
             series: c.concat(),
             drops: vec![],
+            events: vec![],
         })
         .collect();
     let encoded: Vec<Vec<u8>> = ingest_batches

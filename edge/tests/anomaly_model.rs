@@ -1,0 +1,233 @@
+//! The anomaly runtime against the committed wind-turbine model and the
+//! feature-parity fixture written by `edge/models/train.py`.
+#![cfg(feature = "anomaly")]
+#![allow(clippy::unwrap_used)]
+
+use dcmms_edge::anomaly::detector::{AssetWindow, Hysteresis, WindowReady, score_window};
+use dcmms_edge::anomaly::features::{FeatureSet, Params, WindParams};
+use dcmms_edge::anomaly::model::{Model, ModelError};
+use dcmms_shared::{AnomalyKind, Quality};
+use std::path::{Path, PathBuf};
+
+fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/wind-turbine")
+}
+
+fn wind_model() -> PathBuf {
+    models_dir().join("wind-turbine-ae.onnx")
+}
+
+fn fixture(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn csv(text: &str) -> Vec<Vec<f64>> {
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse::<f64>().unwrap()).collect())
+        .collect()
+}
+
+/// The Rust features equal the Python ones on the committed fixture, window
+/// by window, fed through the same row/window machinery the edge runs.
+#[test]
+fn rust_features_match_the_python_training_code() {
+    let meta: serde_json::Value =
+        serde_json::from_str(&fixture("wind_features_params.json")).unwrap();
+    let params: WindParams = serde_json::from_value(meta["params"].clone()).unwrap();
+    let window: dcmms_edge::anomaly::model::WindowMeta =
+        serde_json::from_value(meta["window"].clone()).unwrap();
+    let input = csv(&fixture("wind_features_input.csv"));
+    let expected = csv(&fixture("wind_features_expected.csv"));
+    assert!(expected.len() > 50, "{}", expected.len());
+    let set = FeatureSet::WindTurbineV1;
+    let params = Params::Wind(params);
+    let mut w = AssetWindow::new(8);
+    let mut got: Vec<WindowReady> = Vec::new();
+    // Each CSV row is one instant; the sample at row k's time lands in the
+    // row formed for that time once the next instant arrives.
+    for row in &input {
+        let ts = row[0] as i64;
+        for (role, v) in row[1..].iter().enumerate() {
+            w.push(
+                role,
+                ts,
+                *v,
+                Quality::Good,
+                window,
+                set,
+                &params,
+                &mut |r| got.push(r),
+            );
+        }
+    }
+    // A final sample forms the last row.
+    let end = input.last().unwrap()[0] as i64 + window.sample_period_ms as i64;
+    w.push(0, end, 0.0, Quality::Good, window, set, &params, &mut |r| {
+        got.push(r)
+    });
+    // Python: a window at every `step` rows from the first full one, so
+    // both start at the same window and share the cadence.
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g.end_ms, e[0] as i64);
+        for (i, (a, b)) in g.features.iter().zip(&e[1..]).enumerate() {
+            let tol = 1e-9 * b.abs().max(1.0);
+            assert!(
+                (a - b).abs() <= tol,
+                "window {} feature {i}: rust {a} python {b}",
+                g.end_ms
+            );
+        }
+    }
+}
+
+#[test]
+fn the_committed_model_loads_and_explains_an_overheating_gearbox() {
+    let m = Model::load(&wind_model()).unwrap();
+    assert_eq!(m.meta.model_id, "wind-turbine-ae");
+    assert_eq!(m.feature_count(), 8);
+    // A typical healthy window: the training means.
+    let healthy: Vec<f64> = m.meta.features.iter().map(|f| f.mean).collect();
+    let s = m.score(&healthy).unwrap();
+    assert!(s.score < m.meta.score.clear, "{}", s.score);
+    // The same window with the gearbox 15 °C hotter.
+    let mut hot = healthy.clone();
+    hot[5] += 15.0;
+    let mut h = Hysteresis::default();
+    let w = WindowReady {
+        start_ms: 0,
+        end_ms: 299_000,
+        features: hot,
+    };
+    let mut event = None;
+    for _ in 0..m.meta.score.raise_count {
+        let (score, e) = score_window(&m, "WTG-01", &mut h, &w).unwrap();
+        assert!(score > m.meta.score.raise, "{score}");
+        event = event.or(e);
+    }
+    let e = event.expect("raised after raise_count windows");
+    assert_eq!(e.kind, AnomalyKind::Raised);
+    assert_eq!(e.explanation[0].feature, "gearbox_rise");
+    assert!(e.explanation[0].share > 0.5, "{:?}", e.explanation);
+    assert!(
+        e.summary.starts_with("gearbox temperature ")
+            && e.summary.ends_with(" °C above expected for this power"),
+        "{}",
+        e.summary
+    );
+    let shares: f64 = e.explanation.iter().map(|c| c.share).sum();
+    assert!((shares - 1.0).abs() < 1e-9);
+    assert!(e.explanation.windows(2).all(|p| p[0].share >= p[1].share));
+}
+
+/// tract runs the exported graph as sklearn ran the network it came from.
+#[test]
+fn tract_reproduces_the_sklearn_network() {
+    let m = Model::load(&wind_model()).unwrap();
+    let text = fixture("wind_model_expected.csv");
+    let mut n = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        let z: Vec<f32> = v[..8].iter().map(|x| *x as f32).collect();
+        let out = m.reconstruct(&z).unwrap();
+        for (a, b) in out.iter().zip(&v[8..]) {
+            assert!((f64::from(*a) - b).abs() < 1e-4, "{out:?} vs {:?}", &v[8..]);
+        }
+        n += 1;
+    }
+    assert_eq!(n, 10);
+}
+
+/// Copies the committed model into a temp dir for tampering.
+fn copy_model(dir: &Path) -> PathBuf {
+    let onnx = dir.join("m.onnx");
+    std::fs::copy(wind_model(), &onnx).unwrap();
+    std::fs::copy(wind_model().with_extension("json"), dir.join("m.json")).unwrap();
+    onnx
+}
+
+fn set_hash(onnx: &Path) {
+    use sha2::Digest;
+    let json = onnx.with_extension("json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    meta["onnx_sha256"] = hex::encode(sha2::Sha256::digest(std::fs::read(onnx).unwrap())).into();
+    std::fs::write(&json, serde_json::to_vec(&meta).unwrap()).unwrap();
+}
+
+#[test]
+fn corrupt_or_mismatched_model_files_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = copy_model(dir.path());
+    assert!(Model::load(&onnx).is_ok());
+
+    // Flipped bytes: the hash says so.
+    let mut bytes = std::fs::read(&onnx).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&onnx, &bytes).unwrap();
+    let e = Model::load(&onnx).unwrap_err();
+    assert!(matches!(e, ModelError::Hash { .. }), "{e}");
+    assert!(e.to_string().contains("m.onnx"), "{e}");
+
+    // Garbage whose hash the metadata vouches for: tract refuses it.
+    std::fs::write(&onnx, b"this is not a protobuf").unwrap();
+    set_hash(&onnx);
+    let e = Model::load(&onnx).unwrap_err();
+    assert!(matches!(e, ModelError::Onnx { .. }), "{e}");
+    assert!(e.to_string().contains("m.onnx"), "{e}");
+
+    // Truncated real model.
+    let good = std::fs::read(wind_model()).unwrap();
+    std::fs::write(&onnx, &good[..good.len() / 3]).unwrap();
+    set_hash(&onnx);
+    let e = Model::load(&onnx).unwrap_err();
+    assert!(matches!(e, ModelError::Onnx { .. }), "{e}");
+
+    // Metadata with one feature fewer than the graph takes.
+    std::fs::write(&onnx, &good).unwrap();
+    let json = onnx.with_extension("json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let full = meta.clone();
+    meta["features"].as_array_mut().unwrap().pop();
+    std::fs::write(&json, serde_json::to_vec(&meta).unwrap()).unwrap();
+    set_hash(&onnx);
+    let e = Model::load(&onnx).unwrap_err();
+    assert!(
+        e.to_string().contains("m.json") && e.to_string().contains("features"),
+        "{e}"
+    );
+
+    // Thresholds the wrong way round, and an unknown field.
+    let mut meta = full.clone();
+    meta["score"]["clear"] = 5.0.into();
+    std::fs::write(&json, serde_json::to_vec(&meta).unwrap()).unwrap();
+    assert!(
+        Model::load(&onnx)
+            .unwrap_err()
+            .to_string()
+            .contains("clear < raise")
+    );
+    let mut meta = full.clone();
+    meta["surprise"] = 1.into();
+    std::fs::write(&json, serde_json::to_vec(&meta).unwrap()).unwrap();
+    assert!(
+        Model::load(&onnx)
+            .unwrap_err()
+            .to_string()
+            .contains("surprise")
+    );
+
+    // Missing metadata.
+    std::fs::remove_file(&json).unwrap();
+    let e = Model::load(&onnx).unwrap_err();
+    assert!(
+        matches!(e, ModelError::Read { .. }) && e.to_string().contains("m.json"),
+        "{e}"
+    );
+}
