@@ -5,7 +5,11 @@
 //! raises exactly one alarm and one corrective work order carrying the
 //! evidence; more high values do not raise again; acknowledge; the work
 //! order completes; the value back past `clear_value` clears the alarm and
-//! verifies the repair; a rate-of-change rule fires on a jump.
+//! verifies the repair; a rate-of-change rule fires on a jump. An anomaly
+//! rule turns the edge's anomaly events (wire v3) into an alarm carrying
+//! the model's explanation and a predictive work order, cleared by the
+//! model's clear event; events are stored once per batch, and another
+//! gateway's asset of the same name is not this asset.
 #![allow(clippy::unwrap_used)]
 
 use axum::body::Body;
@@ -15,7 +19,7 @@ use dcmms_cloud::http::metrics::CloudMetrics;
 use dcmms_cloud::http::{AppState, app};
 use dcmms_cloud::{Db, audit, gateways, on_db, testing};
 use dcmms_shared::wire::{Compression, encode};
-use dcmms_shared::{Batch, Quality, Sample, Series};
+use dcmms_shared::{AnomalyEvent, AnomalyKind, Batch, Contribution, Quality, Sample, Series};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,19 +123,33 @@ impl Ctx {
     /// Ingests one batch `seq` of `(point, [(ts, value)])` through the
     /// real endpoint.
     async fn ingest(&self, cred: &str, seq: u64, series: &[(&str, Vec<(i64, f64)>)]) {
+        let status = self.ingest_with(cred, "gw-al", seq, series, vec![]).await;
+        assert_eq!(status, "stored");
+    }
+
+    /// Ingests one batch of gateway `gw` with `events`; returns the ack's
+    /// status (`stored` or `duplicate`).
+    async fn ingest_with(
+        &self,
+        cred: &str,
+        gw: &str,
+        seq: u64,
+        series: &[(&str, Vec<(i64, f64)>)],
+        events: Vec<AnomalyEvent>,
+    ) -> String {
         let last = series
             .iter()
             .flat_map(|(_, v)| v.iter().map(|x| x.0))
             .max()
             .unwrap_or(0);
         let batch = Batch {
-            gateway_id: "gw-al".into(),
+            gateway_id: gw.into(),
             first_sequence: seq,
             sequence: seq,
             created_ms: last,
             polled_through_ms: last + 1,
             drops: vec![],
-            events: vec![],
+            events,
             series: series
                 .iter()
                 .map(|(point, v)| Series {
@@ -157,6 +175,7 @@ impl Ctx {
             .unwrap();
         let (s, b) = self.send(req).await;
         assert_eq!(s, StatusCode::OK, "{b}");
+        b["status"].as_str().unwrap().to_string()
     }
 
     async fn point_id(&self, name: &str) -> i64 {
@@ -603,6 +622,243 @@ async fn scenario(ctx: &Ctx) {
         .await;
     assert!(doc["paths"]["/api/v1/alarms/{id}/acknowledge"].is_object());
     assert!(doc["components"]["schemas"]["Rule"].is_object());
+}
+
+/// An anomaly event of the wind-turbine model for asset `WTG-01`.
+fn anomaly(kind: AnomalyKind, ts_ms: i64, score: f64) -> AnomalyEvent {
+    let c = |feature: &str, share: f64, value: f64, expected: f64, text: &str| Contribution {
+        feature: feature.into(),
+        unit: "degC".into(),
+        share,
+        value,
+        expected,
+        text: text.into(),
+    };
+    let explanation = match kind {
+        AnomalyKind::Raised => vec![
+            c(
+                "gearbox_rise",
+                0.81,
+                38.0,
+                24.0,
+                "gearbox temperature 14 °C above expected for this power",
+            ),
+            c(
+                "generator_rise",
+                0.12,
+                30.0,
+                28.5,
+                "generator temperature 1.5 °C above expected for this power",
+            ),
+        ],
+        AnomalyKind::Cleared => vec![],
+    };
+    AnomalyEvent {
+        kind,
+        asset: "WTG-01".into(),
+        asset_class: "wind_turbine".into(),
+        model_id: "wind-turbine-ae".into(),
+        model_version: "1.0.0".into(),
+        ts_ms,
+        window_start_ms: ts_ms - 600 * S,
+        score,
+        raise_level: 4.0,
+        summary: match kind {
+            AnomalyKind::Raised => "gearbox temperature 14 °C above expected for this power".into(),
+            AnomalyKind::Cleared => "back to normal".into(),
+        },
+        explanation,
+    }
+}
+
+async fn anomaly_scenario(ctx: &Ctx) {
+    let admin = ctx.user("admin", Role::Admin).await;
+    let site = ctx
+        .ok(
+            Method::POST,
+            "/api/v1/sites",
+            &admin,
+            Some(json!({"code": "KTK-01", "name": "Kutch wind", "kind": "wind", "ac_capacity_kw": 30000.0,
+                "latitude": 23.2, "longitude": 68.9, "time_zone": "Asia/Kolkata", "grid_connection_point": "Bhuj 220 kV"})),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let wtg = ctx
+        .ok(
+            Method::POST,
+            "/api/v1/assets",
+            &admin,
+            Some(json!({"site_id": site, "name": "WTG-01", "class": "turbine"})),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let gw = gateways::create(&ctx.db, "gw-al", "Wind").await.unwrap();
+    let other = gateways::create(&ctx.db, "gw-other", "Elsewhere")
+        .await
+        .unwrap();
+    let t0 = gateways::now_ms() - 30 * 60 * S;
+    let temps = series(t0, 60, 10 * S, 60.0);
+    ctx.ingest(&gw.credential, 1, &[("gearbox_temperature", temps)])
+        .await;
+    let point = ctx.point_id("gearbox_temperature").await;
+    ctx.ok(
+        Method::POST,
+        &format!("/api/v1/assets/{wtg}/points"),
+        &admin,
+        Some(json!({"point_id": point, "role": "gearbox_temperature"})),
+    )
+    .await;
+
+    let rule = json!({
+        "name": "Turbine anomaly (edge model)",
+        "scope": {"type": "asset_class", "class": "turbine", "role": "gearbox_temperature"},
+        "condition": {"type": "anomaly", "model_id": " "},
+        "severity": 2, "auto_work_order": true
+    });
+    let (s, b) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/alarm-rules",
+            Some(&admin),
+            Some(rule.clone()),
+        )
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("condition.model_id")),
+        "{b}"
+    );
+    let mut rule = rule;
+    rule["condition"] = json!({"type": "anomaly", "model_id": "wind-turbine-ae"});
+    let rule_id = ctx
+        .ok(Method::POST, "/api/v1/alarm-rules", &admin, Some(rule))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+
+    // The raise travels with samples; a replay of the batch stores nothing.
+    let t1 = t0 + 600 * S;
+    let raised = || vec![anomaly(AnomalyKind::Raised, t1, 9.5)];
+    let batch2 = [("gearbox_temperature", series(t1 - 50 * S, 6, 10 * S, 75.0))];
+    assert_eq!(
+        ctx.ingest_with(&gw.credential, "gw-al", 2, &batch2, raised())
+            .await,
+        "stored"
+    );
+    assert_eq!(
+        ctx.ingest_with(&gw.credential, "gw-al", 2, &batch2, raised())
+            .await,
+        "duplicate"
+    );
+    let (n,): (i64,) = on_db!(&ctx.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM anomaly_events WHERE gateway_id = 'gw-al'").fetch_one(p).await.unwrap());
+    assert_eq!(n, 1);
+    ctx.evaluated(rule_id, point, t1).await;
+
+    let list = ctx.alarms(&admin, &format!("rule_id={rule_id}")).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let alarm = &list[0];
+    assert_eq!(
+        (alarm["state"].as_str(), alarm["asset_id"].as_i64()),
+        (Some("active"), Some(wtg))
+    );
+    assert_eq!(alarm["raised_ms"].as_i64(), Some(t1));
+    assert_eq!(alarm["trigger_value"].as_f64(), Some(9.5));
+    let id = alarm["id"].as_i64().unwrap();
+    let full = ctx
+        .ok(Method::GET, &format!("/api/v1/alarms/{id}"), &admin, None)
+        .await;
+    let ev = &full["evidence"]["anomaly"];
+    assert_eq!(ev["model_id"], "wind-turbine-ae", "{full}");
+    assert_eq!(
+        ev["explanation"][0]["text"],
+        "gearbox temperature 14 °C above expected for this power"
+    );
+    assert_eq!(ev["explanation"][1]["feature"], "generator_rise");
+    // The anchor point's telemetry around the event is the window.
+    let window = full["evidence"]["window"]["samples"].as_array().unwrap();
+    assert!(window.iter().any(|x| x["value"] == 75.0), "{window:?}");
+    let wo = alarm["work_order_id"]
+        .as_i64()
+        .expect("a predictive work order");
+    let wo = ctx
+        .ok(
+            Method::GET,
+            &format!("/api/v1/work-orders/{wo}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(wo["kind"], "predictive", "{wo}");
+    assert!(
+        wo["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Predicted fault: gearbox temperature"),
+        "{wo}"
+    );
+    let d = wo["description"].as_str().unwrap();
+    assert!(
+        d.contains(
+            "- gearbox temperature 14 °C above expected for this power (81 % of the deviation)"
+        ),
+        "{d}"
+    );
+
+    // The model's clear event clears it.
+    let t2 = t1 + 1800 * S;
+    let batch3 = [("gearbox_temperature", series(t2 - 50 * S, 6, 10 * S, 61.0))];
+    let cleared = vec![anomaly(AnomalyKind::Cleared, t2, 0.4)];
+    assert_eq!(
+        ctx.ingest_with(&gw.credential, "gw-al", 3, &batch3, cleared)
+            .await,
+        "stored"
+    );
+    ctx.evaluated(rule_id, point, t2).await;
+    let list = ctx.alarms(&admin, &format!("rule_id={rule_id}")).await;
+    assert_eq!(
+        (list.len(), list[0]["state"].as_str()),
+        (1, Some("cleared")),
+        "{list:?}"
+    );
+
+    // Another gateway's WTG-01 is another turbine: stored, no alarm here.
+    let t3 = t2 + 600 * S;
+    let elsewhere = vec![anomaly(AnomalyKind::Raised, t3, 12.0)];
+    assert_eq!(
+        ctx.ingest_with(&other.credential, "gw-other", 1, &[], elsewhere)
+            .await,
+        "stored"
+    );
+    let r = dcmms_cloud::alarms::evaluate::evaluate(&ctx.db, &ctx.caches)
+        .await
+        .unwrap();
+    assert_eq!(r.failed, 0);
+    let list = ctx.alarms(&admin, &format!("rule_id={rule_id}")).await;
+    assert_eq!(
+        (list.len(), list[0]["state"].as_str()),
+        (1, Some("cleared")),
+        "{list:?}"
+    );
+    let (n,): (i64,) = on_db!(&ctx.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM anomaly_events").fetch_one(p).await.unwrap());
+    assert_eq!(n, 3);
+    audit::verify(&ctx.db).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_anomaly_alarms() {
+    let dir = tempfile::tempdir().unwrap();
+    anomaly_scenario(&Ctx::new(&testing::sqlite_url(dir.path())).await).await;
+}
+
+#[cfg(feature = "postgres-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_anomaly_alarms() {
+    let url = testing::fresh_postgres_database().await.unwrap();
+    anomaly_scenario(&Ctx::new(&url).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

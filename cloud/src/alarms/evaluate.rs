@@ -16,6 +16,11 @@
 //! arrive with a time at or before the watermark (late backfill) are not
 //! evaluated: alarms follow the newest data.
 //!
+//! Rules of condition `anomaly` read the asset's anomaly events (stored
+//! by ingest from wire-v3 batches) instead of samples, by the same
+//! watermark scheme ([`eval_anomaly`]): the events of the target's
+//! gateway (the gateway of its point) for the asset of that name.
+//!
 //! The ingest handler wakes the background task ([`spawn`]) after each
 //! committed batch through [`Caches::alarm_wake`]; the task also runs every
 //! [`INTERVAL`], so a lost wake-up or a failed pass only delays.
@@ -171,6 +176,9 @@ async fn eval_target(
     point: i64,
     report: &mut EvalReport,
 ) -> Result<bool, AppError> {
+    if let Condition::Anomaly { model_id } = &rule.condition {
+        return eval_anomaly(db, caches, rule, model_id.as_deref(), asset, point, report).await;
+    }
     // Cheap check outside the write transaction: anything new?
     let state: Option<(i64, Option<i64>)> = on_db!(db, p => sqlx::query_as(STATE_SQL)
         .bind(rule.id).bind(asset).bind(point).fetch_optional(p).await)?;
@@ -256,6 +264,8 @@ async fn eval_target(
                 });
                 (breach, !breach)
             }
+            // Dispatched to eval_anomaly above: never reached here.
+            Condition::Anomaly { .. } => (false, false),
         };
         if let Some(id) = here {
             last = Some((ts, v));
@@ -275,10 +285,10 @@ async fn eval_target(
         let since = *pending.get_or_insert(ts);
         let for_ms = match rule.condition {
             Condition::Threshold { for_s, .. } => for_s * 1000,
-            Condition::RateOfChange { .. } => 0,
+            Condition::RateOfChange { .. } | Condition::Anomaly { .. } => 0,
         };
         if ts - since >= for_ms && !blocked {
-            if let Some(id) = raise(&mut tx, rule, asset, point, ts, v).await? {
+            if let Some(id) = raise(&mut tx, rule, asset, point, ts, v, None).await? {
                 report.raised += 1;
                 here = Some(id);
             }
@@ -297,9 +307,136 @@ async fn eval_target(
     Ok(more)
 }
 
-/// Raises an alarm at sample `(ts, v)`, with its evidence and (if the rule
-/// asks) its corrective work order. `None` if an active alarm of the rule
-/// on the asset already exists (the unique index decides).
+/// An anomaly event as stored by ingest.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct AnomalyRow {
+    id: i64,
+    kind: String,
+    model_id: String,
+    model_version: String,
+    ts_ms: i64,
+    window_start_ms: i64,
+    score: Option<f64>,
+    raise_level: Option<f64>,
+    summary: String,
+    explanation: String,
+}
+
+impl AnomalyRow {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "event_id": self.id, "model_id": self.model_id, "model_version": self.model_version,
+            "ts_ms": self.ts_ms, "window_start_ms": self.window_start_ms, "score": self.score,
+            "raise_level": self.raise_level, "summary": self.summary,
+            "explanation": serde_json::from_str::<serde_json::Value>(&self.explanation)
+                .unwrap_or(serde_json::Value::Null),
+        })
+    }
+
+    /// The technician sentences of the explanation, largest share first.
+    fn sentences(&self, n: usize) -> Vec<String> {
+        serde_json::from_str::<Vec<serde_json::Value>>(&self.explanation)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| {
+                let text = c.get("text")?.as_str()?;
+                let share = c.get("share").and_then(serde_json::Value::as_f64);
+                Some(match share {
+                    Some(sh) => format!("{text} ({:.0} % of the deviation)", sh * 100.0),
+                    None => text.to_string(),
+                })
+            })
+            .take(n)
+            .collect()
+    }
+}
+
+/// Evaluates one chunk of an anomaly rule's target: the anomaly events of
+/// the gateway of `point` for the asset named like `asset`, after the
+/// watermark, in time order. A `raised` event raises (trigger value = the
+/// score), a `cleared` one clears; `true` if more remain.
+async fn eval_anomaly(
+    db: &Db,
+    caches: &Caches,
+    rule: &Rule,
+    model: Option<&str>,
+    asset: i64,
+    point: i64,
+    report: &mut EvalReport,
+) -> Result<bool, AppError> {
+    let floor = rule.from_ms.saturating_sub(LOOKBACK_MS);
+    let who: Option<(String, String)> = on_db!(db, p => sqlx::query_as(
+        "SELECT p.gateway_id, a.name FROM points p, assets a WHERE p.id = $1 AND a.id = $2")
+        .bind(point).bind(asset).fetch_optional(p).await)?;
+    let Some((gw, name)) = who else {
+        return Ok(false);
+    };
+    let state: Option<(i64, Option<i64>)> = on_db!(db, p => sqlx::query_as(STATE_SQL)
+        .bind(rule.id).bind(asset).bind(point).fetch_optional(p).await)?;
+    let start = state.map_or(floor, |s| s.0.max(floor));
+    let newest: (Option<i64>,) = on_db!(db, p => sqlx::query_as(
+        "SELECT MAX(ts_ms) FROM anomaly_events WHERE gateway_id = $1 AND asset = $2")
+        .bind(&gw).bind(&name).fetch_one(p).await)?;
+    if newest.0.is_none_or(|n| n <= start) {
+        return Ok(false);
+    }
+
+    let mut tx = db.write(caches).await?;
+    let (wm,): (i64,) = on_tx!(tx, c => sqlx::query_as(
+        "INSERT INTO alarm_eval_state (rule_id, asset_id, point_id, watermark_ms, pending_since_ms) VALUES ($1, $2, $3, $4, NULL) \
+         ON CONFLICT (rule_id, asset_id, point_id) DO UPDATE SET watermark_ms = alarm_eval_state.watermark_ms \
+         RETURNING watermark_ms")
+        .bind(rule.id).bind(asset).bind(point).bind(floor).fetch_one(c).await)?;
+    let start = wm.max(floor);
+    let events: Vec<AnomalyRow> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT id, kind, model_id, model_version, ts_ms, window_start_ms, score, raise_level, summary, explanation \
+         FROM anomaly_events WHERE gateway_id = $1 AND asset = $2 AND ts_ms > $3 ORDER BY ts_ms, id LIMIT $4")
+        .bind(&gw).bind(&name).bind(start).bind(CHUNK).fetch_all(c).await)?;
+    let Some(watermark) = events.last().map(|e| e.ts_ms) else {
+        return Ok(false);
+    };
+    let more = events.len() as i64 == CHUNK;
+    let active: Option<(i64, i64)> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT id, point_id FROM alarms WHERE rule_id = $1 AND asset_id = $2 AND state = 'active'")
+        .bind(rule.id).bind(asset).fetch_optional(c).await)?;
+    let blocked = active.is_some_and(|(_, p)| p != point);
+    let mut here = active.filter(|(_, p)| *p == point).map(|(id, _)| id);
+    for e in events
+        .iter()
+        .filter(|e| model.is_none_or(|m| m == e.model_id))
+    {
+        report.samples += 1;
+        let score = e.score.unwrap_or(0.0);
+        match (e.kind.as_str(), here) {
+            ("raised", None) if !blocked => {
+                if let Some(id) =
+                    raise(&mut tx, rule, asset, point, e.ts_ms, score, Some(e)).await?
+                {
+                    report.raised += 1;
+                    here = Some(id);
+                }
+            }
+            ("cleared", Some(id)) => {
+                clear_alarm(&mut tx, id, e.ts_ms, score).await?;
+                report.cleared += 1;
+                here = None;
+            }
+            _ => {}
+        }
+    }
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE alarm_eval_state SET watermark_ms = $4 WHERE rule_id = $1 AND asset_id = $2 AND point_id = $3")
+        .bind(rule.id).bind(asset).bind(point).bind(watermark).execute(c).await.map(|_| ()))?;
+    tx.commit().await?;
+    Ok(more)
+}
+
+/// Raises an alarm at sample `(ts, v)` (or, for an anomaly rule, at the
+/// event `anomaly` with its score as `v`), with its evidence and (if the
+/// rule asks) its work order: corrective, or predictive for an anomaly.
+/// `None` if an active alarm of the rule on the asset already exists (the
+/// unique index decides).
+#[allow(clippy::too_many_arguments)]
 async fn raise(
     tx: &mut WriteTx<'_>,
     rule: &Rule,
@@ -307,6 +444,7 @@ async fn raise(
     point: i64,
     ts: i64,
     v: f64,
+    anomaly: Option<&AnomalyRow>,
 ) -> Result<Option<i64>, AppError> {
     let now = now_ms();
     let (site, name, class, nameplate): (i64, String, String, String) = on_tx!(tx, c => sqlx::query_as(
@@ -335,6 +473,7 @@ async fn raise(
                    "samples": samples.iter().map(|(t, v)| serde_json::json!({"ts_ms": t, "value": v})).collect::<Vec<_>>()},
         "energy_estimate": estimate,
         "work_order_priority": priority,
+        "anomaly": anomaly.map(AnomalyRow::json),
     });
     let claimed: Option<(i64,)> = on_tx!(tx, c => sqlx::query_as(
         "INSERT INTO alarms (rule_id, site_id, asset_id, point_id, severity, state, acknowledged, raised_ms, trigger_value, last_value, last_ms, \
@@ -358,8 +497,20 @@ async fn raise(
                 delta_per_min,
                 window_s,
             } => format!("change of {delta_per_min}/min over {window_s} s"),
+            Condition::Anomaly { .. } => match anomaly {
+                Some(e) => format!(
+                    "anomaly from model {} {} (score {v:.2}, raised above {})",
+                    e.model_id,
+                    e.model_version,
+                    e.raise_level.map_or("?".into(), |r| format!("{r:.2}"))
+                ),
+                None => "anomaly".into(),
+            },
         };
-        let mut title = format!("Alarm: {} on {name}", rule.name);
+        let mut title = match anomaly {
+            Some(e) => format!("Predicted fault: {} on {name}", e.summary),
+            None => format!("Alarm: {} on {name}", rule.name),
+        };
         if title.chars().count() > 200 {
             title = title.chars().take(200).collect();
         }
@@ -374,7 +525,7 @@ async fn raise(
              Asset {asset} {name} ({class}); point {gw}/{device}/{pname} [{unit}] = {v} at {ts} ms.\n\
              Telemetry window {} to {ts} ms: {} samples, min {lo}, max {hi}.\n\
              Estimated loss: {:.1} kW ({:.1} kWh per hour; rated {} kW, irradiance {} W/m² from {}).\n\
-             Evidence (rule snapshot, asset, samples): GET /api/v1/alarms/{id}.",
+             {}Evidence (rule snapshot, asset, samples): GET /api/v1/alarms/{id}.",
             rule.id,
             rule.name,
             rule.severity,
@@ -385,11 +536,27 @@ async fn raise(
             estimate.rated_power_kw,
             estimate.irradiance_w_m2,
             estimate.irradiance_source,
+            anomaly.map_or(String::new(), |e| {
+                format!(
+                    "What the model saw (window {} to {} ms):\n{}\n",
+                    e.window_start_ms,
+                    e.ts_ms,
+                    e.sentences(5)
+                        .iter()
+                        .map(|t| format!("- {t}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            }),
         );
         let n = NewWorkOrder {
             site_id: site,
             asset_id: Some(asset),
-            kind: Kind::Corrective,
+            kind: if anomaly.is_some() {
+                Kind::Predictive
+            } else {
+                Kind::Corrective
+            },
             title,
             description,
             priority: Some(priority),

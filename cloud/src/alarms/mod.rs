@@ -64,6 +64,15 @@ pub enum Condition {
     /// minute, reaches `delta_per_min` (a rise if positive, a fall if
     /// negative); cleared when it no longer does.
     RateOfChange { delta_per_min: f64, window_s: i64 },
+    /// Raised by an anomaly event of the edge's models for the asset
+    /// (docs/specs/anomaly-models.md §6), of model `model_id` if given;
+    /// cleared by the model's clear event. The scope's point anchors the
+    /// alarm: its telemetry around the event is the evidence's window.
+    /// Automatic work orders of these rules are predictive.
+    Anomaly {
+        #[serde(default)]
+        model_id: Option<String>,
+    },
 }
 
 impl Condition {
@@ -71,6 +80,7 @@ impl Condition {
         match self {
             Condition::Threshold { .. } => "threshold",
             Condition::RateOfChange { .. } => "rate_of_change",
+            Condition::Anomaly { .. } => "anomaly",
         }
     }
 
@@ -123,6 +133,17 @@ impl Condition {
                     return Err(AppError::bad_field(
                         "condition.window_s",
                         "must be 1 to 86400 seconds",
+                    ));
+                }
+            }
+            Condition::Anomaly { model_id } => {
+                if model_id
+                    .as_ref()
+                    .is_some_and(|m| m.trim().is_empty() || m.len() > 255)
+                {
+                    return Err(AppError::bad_field(
+                        "condition.model_id",
+                        "must be a model id of 1 to 255 bytes, or absent for every model",
                     ));
                 }
             }

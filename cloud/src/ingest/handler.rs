@@ -98,11 +98,6 @@ pub async fn ingest(
             ),
         });
     }
-    // Anomaly events (wire v3) are not stored yet: alarms from them are the
-    // cloud half of issue 6. Logged so they are visible meanwhile.
-    for e in &batch.events {
-        tracing::info!(gateway = %gateway_id, asset = %e.asset, kind = e.kind.as_str(), model = %e.model_id, score = e.score, summary = %e.summary, "anomaly event received (not stored yet)");
-    }
     let outcome = store_batch_with(&st.db, &st.caches, &batch)
         .await
         .map_err(|e| match e {

@@ -80,6 +80,8 @@ pub enum StoreError {
         point: String,
         ts_ms: i64,
     },
+    #[error("anomaly event of asset {asset:?}: {problem}")]
+    InvalidEvent { asset: String, problem: String },
     #[error("drop report {first}..={last}: {problem}")]
     InvalidDrop {
         first: u64,
@@ -316,6 +318,30 @@ async fn store_checked(
                     .bind(*point).bind(*from).bind(*to).bind(*n).bind(now);
             }
             q.execute(&mut *tx).await?;
+        }
+
+        // 5b. Anomaly events (wire v3), with the batch: exactly once.
+        for e in &batch.events {
+            let invalid = |problem: String| StoreError::InvalidEvent { asset: e.asset.clone(), problem };
+            if !(0..=partitions::MAX_TS_MS).contains(&e.ts_ms)
+                || !(0..=partitions::MAX_TS_MS).contains(&e.window_start_ms) {
+                return Err(invalid(format!(
+                    "ts_ms {} / window_start_ms {} outside 1970-01-01 to 9999-12-31 UTC",
+                    e.ts_ms, e.window_start_ms
+                )));
+            }
+            let explanation = serde_json::to_string(&e.explanation)
+                .map_err(|err| invalid(format!("explanation: {err}")))?;
+            sqlx::query(
+                "INSERT INTO anomaly_events (gateway_id, batch_sequence, kind, asset, asset_class, model_id, \
+                 model_version, ts_ms, window_start_ms, score, raise_level, summary, explanation, received_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
+                .bind(gw).bind(c.last).bind(e.kind.as_str()).bind(&e.asset).bind(&e.asset_class)
+                .bind(&e.model_id).bind(&e.model_version).bind(e.ts_ms).bind(e.window_start_ms)
+                .bind(e.score.is_finite().then_some(e.score))
+                .bind(e.raise_level.is_finite().then_some(e.raise_level))
+                .bind(&e.summary).bind(&explanation).bind(now)
+                .execute(&mut *tx).await?;
         }
 
         // 6. The gateway row (locks it until commit).
