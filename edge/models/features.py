@@ -38,7 +38,9 @@ def wind_power_curve(rated_kw=3000.0, cut_in=3.0, rated=12.0, cut_out=25.0):
         c = (v**3 - cut_in**3) / (rated**3 - cut_in**3)
         pts.append([round(v, 2), round(rated_kw * c, 3)])
         v += 0.5
-    pts.append([cut_out - 0.01, rated_kw])
+    # Rated up to 30 m/s: the anemometer may read past cut-out while the
+    # turbine still runs; stopped windows are not scored at all.
+    pts.append([30.0, rated_kw])
     return pts
 
 
@@ -62,14 +64,25 @@ def wind_features(window_rows, params):
     return wind_row_terms(window_rows, params).mean(axis=0)
 
 
+FEATHERED_DEG = 45.0
+
+
+def wind_scoreable(window_rows):
+    """A window is scored only when no row is feathered (pitch >= 45 deg:
+    stopped for high wind or by the controller)."""
+    return not bool((window_rows[:, 3] >= FEATHERED_DEG).any())
+
+
 def wind_features_sliding(rows, params, length, step):
     """Features of every window [i-length+1, i] for i = length-1, length-1+step, ...
 
     Uses prefix sums (fast); equal to wind_features up to rounding.
-    Returns (end_indices, features (k x 8)).
+    Returns (end_indices, features (k x 8), scoreable (k,)).
     """
     terms = wind_row_terms(rows, params)
     cs = np.vstack([np.zeros((1, terms.shape[1])), np.cumsum(terms, axis=0)])
     ends = np.arange(length - 1, len(rows), step)
     feats = (cs[ends + 1] - cs[ends + 1 - length]) / length
-    return ends, feats
+    fe = np.concatenate([[0], np.cumsum(rows[:, 3] >= FEATHERED_DEG)])
+    scoreable = (fe[ends + 1] - fe[ends + 1 - length]) == 0
+    return ends, feats, scoreable
