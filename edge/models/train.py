@@ -31,7 +31,7 @@ DATA = os.path.join(HERE, ".data")
 TRAIN_SEEDS = list(range(1, 9))  # eval uses seeds >= 1000
 VAL_SEEDS = [9, 10, 11, 12]
 DAYS = 2
-WINDOW = {"sample_period_ms": 1000, "length": 300, "step": 10}
+WINDOW = {"sample_period_ms": 1000, "length": 180, "step": 10}
 # Clearing needs 30 minutes of low scores: a real fault does not heal in
 # minutes, but its evidence can fade when the load drops.
 RAISE_COUNT, CLEAR_COUNT = 3, 180

@@ -27,7 +27,7 @@ pub const WIND_ROLES: [(&str, &str); 8] = [
 pub const WIND_FEATURES: [(&str, &str); 8] = [
     ("wind_mean", "m/s"),
     ("power_mean", "kW"),
-    ("power_residual", "kW"),
+    ("power_deviation", "%"),
     ("pitch_mean", "deg"),
     ("rotor_mean", "rpm"),
     ("gearbox_rise", "°C"),
@@ -166,10 +166,11 @@ fn wind_features<'a>(
         if pitch >= FEATHERED_DEG {
             return false;
         }
+        // Slot 2 sums the expected power; the deviation is formed below.
         let terms = [
             wind,
             power,
-            power - p.expected_power(wind),
+            p.expected_power(wind),
             pitch,
             rotor,
             gb - amb,
@@ -185,7 +186,17 @@ fn wind_features<'a>(
     for (o, s) in out.iter_mut().zip(sum) {
         *o = s / n;
     }
+    if let Some(o) = out.get_mut(2) {
+        *o = power_deviation(sum[1], sum[2], n, p.rated_kw);
+    }
     true
+}
+
+/// `100 (ΣP − ΣE) / max(ΣE, 5 % of rated × n)`: the shortfall against the
+/// power curve in percent, floored so a turbine near cut-in does not divide
+/// by almost nothing.
+pub fn power_deviation(sum_power: f64, sum_expected: f64, n: f64, rated_kw: f64) -> f64 {
+    100.0 * (sum_power - sum_expected) / sum_expected.max(0.05 * rated_kw * n)
 }
 
 #[cfg(test)]
@@ -225,7 +236,12 @@ mod tests {
         assert!(set.compute(&params, rows.iter().map(|r| r.as_slice()), &mut out));
         assert_eq!(out[0], 9.75);
         assert_eq!(out[1], 2200.0);
-        assert!((out[2] - (-100.0 + 0.0) / 2.0).abs() < 1e-9, "{}", out[2]);
+        // ΣP 4400, ΣE 1500 + 3000 = 4500: 100 × −100 / 4500.
+        assert!(
+            (out[2] - (-100.0 * 100.0 / 4500.0)).abs() < 1e-9,
+            "{}",
+            out[2]
+        );
         assert_eq!(out[5], (30.0 + 48.0) / 2.0);
         assert_eq!(out[7], (20.0 + 38.0) / 2.0);
         // One feathered row (stopped for high wind): not scored.
