@@ -205,7 +205,7 @@ fn corrupt_or_mismatched_model_files_are_errors_naming_the_file() {
 
     // Thresholds the wrong way round, and an unknown field.
     let mut meta = full.clone();
-    meta["score"]["clear"] = 5.0.into();
+    meta["score"]["clear"] = (meta["score"]["raise"].as_f64().unwrap() * 2.0).into();
     std::fs::write(&json, serde_json::to_vec(&meta).unwrap()).unwrap();
     assert!(
         Model::load(&onnx)

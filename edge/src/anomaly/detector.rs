@@ -37,6 +37,8 @@ pub struct AssetWindow {
     since_scored: usize,
     /// Rows skipped because a role was missing or not usable.
     pub invalid_rows: u64,
+    /// Windows the feature set declined to score (e.g. a stopped turbine).
+    pub unscored_windows: u64,
 }
 
 impl AssetWindow {
@@ -48,6 +50,7 @@ impl AssetWindow {
             rows: VecDeque::new(),
             since_scored: 0,
             invalid_rows: 0,
+            unscored_windows: 0,
         }
     }
 
@@ -131,11 +134,15 @@ impl AssetWindow {
         self.since_scored = 0;
         let mut features = vec![0.0; set.features().len()];
         let roles = self.roles;
-        set.compute(
+        let scoreable = set.compute(
             params,
             self.rows.iter().map(|(_, r)| &r[..roles]),
             &mut features,
         );
+        if !scoreable {
+            self.unscored_windows += 1;
+            return;
+        }
         on_window(WindowReady {
             start_ms,
             end_ms,

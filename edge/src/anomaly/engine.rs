@@ -339,9 +339,17 @@ impl Engine {
                     .unwrap_or_default();
                 self.by_index.insert(key, targets);
             }
-            let targets = self.by_index.get(&key).cloned().unwrap_or_default();
-            for (asset, role) in targets {
+            // Taken out and put back: no allocation per sample.
+            let targets = self
+                .by_index
+                .get_mut(&key)
+                .map(std::mem::take)
+                .unwrap_or_default();
+            for &(asset, role) in &targets {
                 self.push(asset, role, s, &mut events);
+            }
+            if let Some(slot) = self.by_index.get_mut(&key) {
+                *slot = targets;
             }
         }
         events

@@ -27,7 +27,7 @@ pub const WIND_ROLES: [(&str, &str); 8] = [
 pub const WIND_FEATURES: [(&str, &str); 8] = [
     ("wind_mean", "m/s"),
     ("power_mean", "kW"),
-    ("power_residual", "kW"),
+    ("power_deviation", "%"),
     ("pitch_mean", "deg"),
     ("rotor_mean", "rpm"),
     ("gearbox_rise", "°C"),
@@ -133,20 +133,29 @@ impl FeatureSet {
 
     /// The feature vector of a window. Every row holds one value per role,
     /// in role order; `out` receives one value per feature. Means over the
-    /// rows of per-row terms, summed in row order.
+    /// rows of per-row terms, summed in row order. False when the set does
+    /// not score this window (then `out` is unspecified).
     pub fn compute<'a>(
         self,
         params: &Params,
         rows: impl Iterator<Item = &'a [f64]>,
         out: &mut [f64],
-    ) {
+    ) -> bool {
         match (self, params) {
             (FeatureSet::WindTurbineV1, Params::Wind(p)) => wind_features(p, rows, out),
         }
     }
 }
 
-fn wind_features<'a>(p: &WindParams, rows: impl Iterator<Item = &'a [f64]>, out: &mut [f64]) {
+/// Pitch at or above which a turbine is feathered (stopped): a window with
+/// such a row is not scored (`wind_turbine/1`).
+pub const FEATHERED_DEG: f64 = 45.0;
+
+fn wind_features<'a>(
+    p: &WindParams,
+    rows: impl Iterator<Item = &'a [f64]>,
+    out: &mut [f64],
+) -> bool {
     let mut sum = [0.0f64; 8];
     let mut n = 0usize;
     for r in rows {
@@ -154,10 +163,14 @@ fn wind_features<'a>(p: &WindParams, rows: impl Iterator<Item = &'a [f64]>, out:
             [a, b, c, d, e, f, g, h, ..] => [a, b, c, d, e, f, g, h],
             _ => continue,
         };
+        if pitch >= FEATHERED_DEG {
+            return false;
+        }
+        // Slot 2 sums the expected power; the deviation is formed below.
         let terms = [
             wind,
             power,
-            power - p.expected_power(wind),
+            p.expected_power(wind),
             pitch,
             rotor,
             gb - amb,
@@ -173,6 +186,17 @@ fn wind_features<'a>(p: &WindParams, rows: impl Iterator<Item = &'a [f64]>, out:
     for (o, s) in out.iter_mut().zip(sum) {
         *o = s / n;
     }
+    if let Some(o) = out.get_mut(2) {
+        *o = power_deviation(sum[1], sum[2], n, p.rated_kw);
+    }
+    true
+}
+
+/// `100 (ΣP − ΣE) / max(ΣE, 5 % of rated × n)`: the shortfall against the
+/// power curve in percent, floored so a turbine near cut-in does not divide
+/// by almost nothing.
+pub fn power_deviation(sum_power: f64, sum_expected: f64, n: f64, rated_kw: f64) -> f64 {
+    100.0 * (sum_power - sum_expected) / sum_expected.max(0.05 * rated_kw * n)
 }
 
 #[cfg(test)]
@@ -207,16 +231,23 @@ mod tests {
             vec![12.0, 3000.0, 14.8, 1.0, 60.0, 80.0, 50.0, 12.0],
         ];
         let mut out = [0.0; 8];
-        FeatureSet::WindTurbineV1.compute(
-            &Params::Wind(p),
-            rows.iter().map(|r| r.as_slice()),
-            &mut out,
-        );
+        let set = FeatureSet::WindTurbineV1;
+        let params = Params::Wind(p);
+        assert!(set.compute(&params, rows.iter().map(|r| r.as_slice()), &mut out));
         assert_eq!(out[0], 9.75);
         assert_eq!(out[1], 2200.0);
-        assert!((out[2] - (-100.0 + 0.0) / 2.0).abs() < 1e-9, "{}", out[2]);
+        // ΣP 4400, ΣE 1500 + 3000 = 4500: 100 × −100 / 4500.
+        assert!(
+            (out[2] - (-100.0 * 100.0 / 4500.0)).abs() < 1e-9,
+            "{}",
+            out[2]
+        );
         assert_eq!(out[5], (30.0 + 48.0) / 2.0);
         assert_eq!(out[7], (20.0 + 38.0) / 2.0);
+        // One feathered row (stopped for high wind): not scored.
+        let mut stopped = rows.clone();
+        stopped[1][3] = 90.0;
+        assert!(!set.compute(&params, stopped.iter().map(|r| r.as_slice()), &mut out));
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct FeatureMeta {
     pub unit: String,
     pub mean: f64,
     pub std: f64,
+    /// Typical reconstruction error of this feature on the training data,
+    /// in normalised units: the score's per-feature scale.
+    pub error_scale: f64,
     pub template: String,
     pub decimals: u8,
 }
@@ -129,9 +132,14 @@ impl Metadata {
             ));
         }
         for f in &self.features {
-            if !(f.std.is_finite() && f.std > 0.0 && f.mean.is_finite()) {
+            if !(f.std.is_finite()
+                && f.std > 0.0
+                && f.mean.is_finite()
+                && f.error_scale.is_finite()
+                && f.error_scale > 0.0)
+            {
                 return Err(format!(
-                    "feature {}: mean must be finite and std positive",
+                    "feature {}: mean must be finite, std and error_scale positive",
                     f.name
                 ));
             }
@@ -259,8 +267,9 @@ impl Model {
         let sq: Vec<f64> = z
             .iter()
             .zip(&rec)
-            .map(|(a, b)| {
-                let d = f64::from(*a) - f64::from(*b);
+            .zip(&self.meta.features)
+            .map(|((a, b), f)| {
+                let d = (f64::from(*a) - f64::from(*b)) / f.error_scale;
                 d * d
             })
             .collect();
@@ -308,7 +317,7 @@ pub struct Scored {
     pub score: f64,
     pub x: Vec<f64>,
     pub rec: Vec<f32>,
-    /// Per feature: squared error in normalised units.
+    /// Per feature: squared error in units of the feature's `error_scale`.
     pub sq: Vec<f64>,
 }
 
