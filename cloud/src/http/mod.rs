@@ -382,11 +382,16 @@ async fn not_found() -> AppError {
     params(("limit" = Option<i64>, Query, description = "Page size, 1 to 10000"),
            ("offset" = Option<i64>, Query, description = "Items to skip")),
     responses((status = 200, body = Page<gateways::Gateway>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json")),
+    security(("user_token" = [])))]
 async fn list_gateways(
     State(st): State<AppState>,
+    who: auth::Principal,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<gateways::Gateway>>, AppError> {
+    who.require(auth::Permission::ReadTelemetry)?;
     let q = Params::new(raw, &["limit", "offset"])?;
     let (limit, offset) = q.page()?;
     let items = gateways::list(&st.db, limit + 1, offset).await?;
