@@ -254,6 +254,7 @@ pub async fn report(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the parameters; parsing goes through `Params`
 pub struct CompletenessQuery {
     /// Start, inclusive (Unix ms). Required.

@@ -87,6 +87,7 @@ pub struct SamplesPage {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the parameters; parsing goes through `Params`
 pub struct ListQuery {
     /// Only this gateway.
@@ -173,6 +174,7 @@ where
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the parameters; parsing goes through `Params`
 pub struct SamplesQuery {
     /// Start, inclusive (Unix ms). Default: 24 hours before `to`.
