@@ -317,6 +317,9 @@ async fn main() -> anyhow::Result<()> {
         peak as f64 / 1024.0,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    if all.errors > 0 {
+        eprintln!("{}", cloud.log_tail());
+    }
     drop(cloud);
     if all.errors > 0 {
         bail!("{} requests failed (see the errors column)", all.errors);
@@ -381,7 +384,7 @@ async fn seed(db: &Db, cli: &Cli, admin: i64) -> anyhow::Result<()> {
          SELECT (((i * 7919) % $4) + 1) % $3 + 1, ((i * 7919) % $4) + 1, \
          CASE i % 4 WHEN 0 THEN 'corrective' WHEN 1 THEN 'preventive' WHEN 2 THEN 'predictive' ELSE 'inspection' END, \
          'Work order ' || i, 'Seeded for the CRUD benchmark', (i % 5) + 1, \
-         CASE i % 9 {status_case}END, NULL, CASE WHEN i % 3 = 0 THEN $5 ELSE NULL END, \
+         CASE i % 9 {status_case}END, CASE WHEN i % 9 IN (3, 5) THEN 'parts' ELSE NULL END, CASE WHEN i % 3 = 0 THEN $5 ELSE NULL END, \
          $2 - (i % 86400) * 1000 + 7 * 86400000, $5, $2 - (i % 86400) * 1000, $2 - (i % 86400) * 1000, 1, \
          $2 - (i % 86400) * 1000 + 86400000 {from}"
     );
@@ -527,7 +530,7 @@ async fn client_loop(client: reqwest::Client, cfg: Arc<Load>, n: u64) -> Vec<Sta
             Some((status, body)) => {
                 if record {
                     s.errors += 1;
-                    if s.errors <= 3 {
+                    if s.errors <= 3 && n < 3 {
                         eprintln!(
                             "{}: {status} {}",
                             op.name(),
