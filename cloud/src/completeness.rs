@@ -14,6 +14,7 @@
 //!   range and cheap for long ones); `first_ms` / `last_ms` are index
 //!   lookups on `samples`; dropped spans are those overlapping `[from, to)`.
 
+use crate::auth::{Permission, Principal};
 use crate::db::Db;
 use crate::http::AppState;
 use crate::http::params::Params;
@@ -253,6 +254,7 @@ pub async fn report(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the parameters; parsing goes through `Params`
 pub struct CompletenessQuery {
     /// Start, inclusive (Unix ms). Required.
@@ -267,12 +269,17 @@ pub struct CompletenessQuery {
     params(("id" = String, Path, description = "Gateway id"), CompletenessQuery),
     responses((status = 200, body = Completeness),
               (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("user_token" = [])))]
 pub async fn get_completeness(
     State(st): State<AppState>,
+    who: Principal,
     Path(id): Path<String>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Completeness>, AppError> {
+    who.require(Permission::ReadTelemetry)?;
     let q = Params::new(raw, &["from", "to"])?;
     let from = q
         .parse::<i64>("from", "a Unix time in milliseconds")?

@@ -119,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
             );
             println!("  API:     {}/api/v1/", cloud.url());
             println!("  OpenAPI: {}/api/v1/openapi.json", cloud.url());
+            println!("  API docs: {}/api/docs", cloud.url());
             println!("  metrics: {}/metrics", cloud.url());
             wait_for_signal().await;
             tracing::info!("shutting down");

@@ -46,3 +46,30 @@ pub async fn count_samples(db: &Db) -> Result<i64, sqlx::Error> {
     use sqlx::Row;
     crate::on_db!(db, p => sqlx::query("SELECT COUNT(*) FROM samples").fetch_one(p).await?.try_get(0))
 }
+
+/// A new active user of `role` (random name and password) and an API
+/// token for them: the one way test harnesses, the demo's checks and the
+/// benchmarks get a bearer token for the user-facing API. It writes
+/// through the store (with the audit record), so pass the `caches` of the
+/// server using `db` (for SQLite, they hold its writer queue).
+pub async fn api_token(
+    db: &Db,
+    caches: &crate::db::Caches,
+    role: crate::auth::Role,
+) -> Result<String, crate::auth::users::UserError> {
+    use crate::auth::users;
+    let tag = format!("{:016x}", rand::random::<u64>());
+    let username = format!("test-{}-{tag}", role.as_str().replace('_', "-"));
+    let password = format!("pw-{tag}-{:016x}", rand::random::<u64>());
+    let user = users::create(
+        db,
+        caches,
+        "system:test",
+        &username,
+        &username,
+        role,
+        &password,
+    )
+    .await?;
+    Ok(users::issue_token(db, caches, user.id, "api", "test harness", None).await?)
+}

@@ -872,7 +872,25 @@ fn endpoints(
         ),
     ];
     v.extend(inventory_endpoints(site, wo, n));
+    v.extend(telemetry_endpoints());
     v
+}
+
+/// The telemetry reads (no telemetry on the walk's database: unknown ids
+/// are 404, which still proves the permission was granted).
+fn telemetry_endpoints() -> Vec<(Method, String, Option<Value>, Option<Permission>)> {
+    let read = Some(Permission::ReadTelemetry);
+    [
+        "/api/v1/gateways",
+        "/api/v1/gateways/walk-gw/completeness?from=0&to=60000",
+        "/api/v1/devices",
+        "/api/v1/points?gateway_id=walk-gw",
+        "/api/v1/points/999999/samples",
+        "/api/v1/points/999999/samples?resolution=15m",
+    ]
+    .into_iter()
+    .map(|uri| (Method::GET, uri.to_string(), None, read))
+    .collect()
 }
 
 /// The parts, stock and cost endpoints. The walk's store is id 1 and its

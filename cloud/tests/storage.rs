@@ -4,6 +4,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use dcmms_cloud::auth::Role;
 use dcmms_cloud::http::metrics::CloudMetrics;
 use dcmms_cloud::http::{AppState, app};
 use dcmms_cloud::{Db, gateways, retention, testing};
@@ -47,16 +48,23 @@ struct Ctx {
     db: Db,
     caches: Arc<dcmms_cloud::db::Caches>,
     router: axum::Router,
+    /// An auditor's API token: the reads need `read_telemetry`, and the
+    /// least privileged role has it.
+    token: String,
 }
 
 impl Ctx {
     async fn new(url: &str) -> Ctx {
         let db = Db::connect(url).await.unwrap();
         let state = AppState::new(db.clone(), Arc::new(CloudMetrics::default()));
+        let token = testing::api_token(&db, &state.caches, Role::Auditor)
+            .await
+            .unwrap();
         Ctx {
             caches: state.caches.clone(),
             router: app(state, 16 * 1024 * 1024),
             db,
+            token,
         }
     }
 
@@ -73,9 +81,17 @@ impl Ctx {
         self.send(req.body(Body::from(body)).unwrap()).await
     }
 
+    /// GET with the auditor's token.
     async fn get(&self, uri: &str) -> (StatusCode, String, Value) {
-        self.send(Request::get(uri).body(Body::empty()).unwrap())
-            .await
+        self.get_as(uri, Some(&self.token)).await
+    }
+
+    async fn get_as(&self, uri: &str, token: Option<&str>) -> (StatusCode, String, Value) {
+        let mut req = Request::get(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        self.send(req.body(Body::empty()).unwrap()).await
     }
 
     async fn send(&self, req: Request<Body>) -> (StatusCode, String, Value) {
@@ -195,6 +211,23 @@ async fn scenario(url: &str) {
     assert_eq!(pts2["items"][0]["point"], "dc_voltage");
     assert!(pts2.get("next_offset").is_none());
     let id = pts["items"][0]["id"].as_i64().unwrap();
+
+    // Telemetry reads need a user token: none, a bogus one and a gateway's
+    // own credential are all 401 problem+json.
+    for uri in [
+        "/api/v1/gateways".to_string(),
+        "/api/v1/devices".to_string(),
+        "/api/v1/points".to_string(),
+        format!("/api/v1/points/{id}/samples"),
+        format!("/api/v1/points/{id}/samples?resolution=1m"),
+        format!("/api/v1/gateways/gw-a/completeness?from={T0}&to={}", T0 + 1),
+    ] {
+        for token in [None, Some("dcmms_00"), Some(a.credential.as_str())] {
+            let (st, ct, body) = ctx.get_as(&uri, token).await;
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{uri} with {token:?}: {body}");
+            assert_eq!(ct, PROBLEM, "{uri}");
+        }
+    }
 
     // Raw samples over a range, with paging.
     let uri = format!(

@@ -1,12 +1,15 @@
 //! End-to-end and interoperability tests (`tests/tests/`), the independent
-//! wire-format decoder (`interop/`), and the `dcmms-bench` program
-//! (`src/bin/dcmms-bench.rs`).
+//! wire-format decoder (`interop/`), and the benchmark programs
+//! (`src/bin/`).
 //!
 //! # Layout
 //!
 //! - [`support`]: helpers the suites share (waiting, free ports, the interop
-//!   Python venv).
+//!   Python venv, [`support::CloudReader`] for the cloud's token-protected
+//!   reads).
 //! - `tests/`: the suites; `interop/`: the independent peers (Python);
-//!   `src/bin/dcmms-bench.rs`: the benchmark program.
+//!   `src/bin/dcmms-bench.rs`: buffer and ingest benchmark;
+//!   `src/bin/dcmms-bench-drivers.rs`: driver benchmark;
+//!   `src/bin/dcmms-bench-crud.rs`: CMMS API under CRUD load.
 
 pub mod support;

@@ -37,3 +37,80 @@ pub fn interop_python(needed_for: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Reads the cloud's user-facing API as a test does: an auditor's API
+/// token made with [`dcmms_cloud::testing::api_token`] (the one way
+/// harnesses get a token), sent on every request. Panics, naming the URL,
+/// on any failure, as a test helper should.
+#[derive(Debug, Clone)]
+pub struct CloudReader {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl CloudReader {
+    /// A reader of `cloud` with a fresh auditor token (the least privileged
+    /// role; every role has `read_telemetry`).
+    pub async fn new(cloud: &dcmms_cloud::RunningCloud) -> CloudReader {
+        let token = dcmms_cloud::testing::api_token(
+            &cloud.db,
+            &cloud.caches,
+            dcmms_cloud::auth::Role::Auditor,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot make a test user and token: {e}"));
+        CloudReader {
+            client: reqwest::Client::new(),
+            base: cloud.url(),
+            token,
+        }
+    }
+
+    /// GET `path` (e.g. `/api/v1/points?…`) with the token; 2xx JSON or panic.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}{path}", self.base);
+        let r = self
+            .client
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = r.status();
+        let body = r.text().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(status.is_success(), "{url}: {status} {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
+    }
+
+    /// Stored raw samples of each point of `device`: point → (unit, samples).
+    pub async fn stored(
+        &self,
+        gateway: &str,
+        device: &str,
+    ) -> std::collections::HashMap<String, (String, Vec<serde_json::Value>)> {
+        let pts = self
+            .get_json(&format!(
+                "/api/v1/points?gateway_id={gateway}&device={device}&limit=1000"
+            ))
+            .await;
+        let mut out = std::collections::HashMap::new();
+        for p in pts["items"].as_array().into_iter().flatten() {
+            let body = self
+                .get_json(&format!(
+                    "/api/v1/points/{}/samples?from=0&to={}&limit=10000",
+                    p["id"],
+                    i64::MAX
+                ))
+                .await;
+            out.insert(
+                p["point"].as_str().unwrap_or_default().to_string(),
+                (
+                    p["unit"].as_str().unwrap_or_default().to_string(),
+                    body["samples"].as_array().cloned().unwrap_or_default(),
+                ),
+            );
+        }
+        out
+    }
+}

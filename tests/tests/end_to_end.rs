@@ -11,8 +11,7 @@ use dcmms_simulators::demo::{SiteLink, edge_config, inverter_name};
 use dcmms_simulators::modbus::{FleetConfig, SimClock, start_fleet};
 use dcmms_simulators::solar::SiteModel;
 use dcmms_simulators::sunspec::{self, RegisterImage};
-use dcmms_tests::support::wait_until;
-use serde_json::Value;
+use dcmms_tests::support::{CloudReader, wait_until};
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -22,12 +21,6 @@ const NOON: i64 = 1_782_023_400_000;
 /// Two hours later: every analog value differs from noon's.
 const AFTERNOON: i64 = NOON + 2 * 3_600_000;
 const INVERTERS: usize = 3;
-
-async fn get_json(client: &reqwest::Client, url: String) -> Value {
-    let r = client.get(&url).send().await.unwrap();
-    assert!(r.status().is_success(), "{url}: {}", r.status());
-    r.json().await.unwrap()
-}
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
@@ -110,17 +103,16 @@ async fn scenario(database_url: String) {
     );
 
     // Every stored value is one the simulator served, in order, each poll once.
-    let client = reqwest::Client::new();
-    let base = cloud.url();
+    let reader = CloudReader::new(&cloud).await;
     let defs = sunspec::inverter_points();
     let mut total = 0u64;
     for i in 0..INVERTERS {
         let device = inverter_name(i);
-        let pts = get_json(
-            &client,
-            format!("{base}/api/v1/points?gateway_id=e2e-gw&device={device}&limit=1000"),
-        )
-        .await;
+        let pts = reader
+            .get_json(&format!(
+                "/api/v1/points?gateway_id=e2e-gw&device={device}&limit=1000"
+            ))
+            .await;
         let pts = pts["items"].as_array().unwrap();
         assert_eq!(pts.len() as u64, points_per_poll, "{device}");
         let mut counts = HashSet::new();
@@ -130,15 +122,13 @@ async fn scenario(database_url: String) {
             assert_eq!(p["unit"], def.unit);
             let v1 = sunspec::expected_value(&noon[i], def);
             let v2 = sunspec::expected_value(&afternoon[i], def);
-            let body = get_json(
-                &client,
-                format!(
-                    "{base}/api/v1/points/{}/samples?from=0&to={}&limit=10000",
+            let body = reader
+                .get_json(&format!(
+                    "/api/v1/points/{}/samples?from=0&to={}&limit=10000",
                     p["id"],
                     i64::MAX
-                ),
-            )
-            .await;
+                ))
+                .await;
             let samples = body["samples"].as_array().unwrap();
             let mut seen_ts = HashSet::new();
             let mut in_afternoon = false;

@@ -26,7 +26,7 @@ use dcmms_simulators::modbus::SimClock;
 use dcmms_simulators::mqtt::weather::FIELDS;
 use dcmms_simulators::mqtt::{Faults, StationConfig, WeatherModel, start_station};
 use dcmms_simulators::solar::SiteModel;
-use dcmms_tests::support::{free_port, interop_python, wait_until};
+use dcmms_tests::support::{CloudReader, free_port, interop_python, wait_until};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Write;
@@ -142,37 +142,10 @@ listen = "127.0.0.1:0"
 
     /// Stored samples of each point of `device`: point → (unit, samples).
     async fn stored(&self, gateway: &str, device: &str) -> HashMap<String, (String, Vec<Value>)> {
-        let client = reqwest::Client::new();
-        let base = self.cloud.url();
-        let get = |url: String| {
-            let client = client.clone();
-            async move {
-                let r = client.get(&url).send().await.unwrap();
-                assert!(r.status().is_success(), "{url}: {}", r.status());
-                r.json::<Value>().await.unwrap()
-            }
-        };
-        let pts = get(format!(
-            "{base}/api/v1/points?gateway_id={gateway}&device={device}&limit=1000"
-        ))
-        .await;
-        let mut out = HashMap::new();
-        for p in pts["items"].as_array().unwrap() {
-            let body = get(format!(
-                "{base}/api/v1/points/{}/samples?from=0&to={}&limit=10000",
-                p["id"],
-                i64::MAX
-            ))
-            .await;
-            out.insert(
-                p["point"].as_str().unwrap().to_string(),
-                (
-                    p["unit"].as_str().unwrap().to_string(),
-                    body["samples"].as_array().unwrap().clone(),
-                ),
-            );
-        }
-        out
+        CloudReader::new(&self.cloud)
+            .await
+            .stored(gateway, device)
+            .await
     }
 }
 

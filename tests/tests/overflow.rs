@@ -7,7 +7,7 @@
 use dcmms_cloud::{CloudConfig, gateways, testing};
 use dcmms_simulators::demo::{SiteLink, edge_config};
 use dcmms_simulators::modbus::{FleetConfig, start_fleet};
-use dcmms_tests::support::{free_port, wait_until};
+use dcmms_tests::support::{CloudReader, free_port, wait_until};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -85,12 +85,13 @@ async fn dropped_ranges_are_reported_exactly_by_the_completeness_endpoint() {
         "{st:?}"
     );
 
-    let url = format!(
-        "{}/api/v1/gateways/ovf-gw/completeness?from=0&to={}",
-        cloud.url(),
-        i64::MAX
-    );
-    let c: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let c: Value = CloudReader::new(&cloud)
+        .await
+        .get_json(&format!(
+            "/api/v1/gateways/ovf-gw/completeness?from=0&to={}",
+            i64::MAX
+        ))
+        .await;
     // Sequences: everything is either received or dropped; nothing in flight.
     assert_eq!(st.batches_quarantined, 0, "{st:?}");
     assert_eq!(

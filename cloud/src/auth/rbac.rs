@@ -55,8 +55,11 @@ impl std::fmt::Display for Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
-    /// Read sites, assets, work orders, telemetry, reports.
+    /// Read sites, assets, work orders, reports.
     Read,
+    /// Read telemetry: devices, points, samples and aggregates, the
+    /// gateway list and completeness reports.
+    ReadTelemetry,
     /// Create and edit sites and assets, link points to assets.
     ManageAssets,
     /// Register gateways and issue their credentials.
@@ -85,8 +88,9 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 17] = [
         Permission::Read,
+        Permission::ReadTelemetry,
         Permission::ManageAssets,
         Permission::ManageGateways,
         Permission::ManageUsers,
@@ -118,12 +122,16 @@ pub fn allows(role: Role, p: Permission) -> bool {
         ),
         R::Technician => matches!(
             p,
-            P::Read | P::RequestWorkOrder | P::ExecuteWorkOrder | P::AcknowledgeAlarm
+            P::Read
+                | P::ReadTelemetry
+                | P::RequestWorkOrder
+                | P::ExecuteWorkOrder
+                | P::AcknowledgeAlarm
         ),
-        R::Auditor => matches!(p, P::Read | P::ReadAudit),
+        R::Auditor => matches!(p, P::Read | P::ReadTelemetry | P::ReadAudit),
         R::Installer => matches!(
             p,
-            P::Read | P::ManageAssets | P::ManageGateways | P::RequestWorkOrder
+            P::Read | P::ReadTelemetry | P::ManageAssets | P::ManageGateways | P::RequestWorkOrder
         ),
     }
 }
@@ -171,11 +179,21 @@ mod tests {
     }
 
     #[test]
+    fn every_role_reads_telemetry() {
+        for r in Role::ALL {
+            assert!(allows(r, Permission::ReadTelemetry), "{r}");
+        }
+    }
+
+    #[test]
     fn auditors_only_read_and_only_admins_manage_users() {
         for p in Permission::ALL {
             assert_eq!(
                 allows(Role::Auditor, p),
-                matches!(p, Permission::Read | Permission::ReadAudit),
+                matches!(
+                    p,
+                    Permission::Read | Permission::ReadTelemetry | Permission::ReadAudit
+                ),
                 "{p:?}"
             );
             if p == Permission::ManageUsers {

@@ -28,12 +28,31 @@ pub struct Caches {
     /// SQLite has one writer at a time: ingest transactions queue here,
     /// fairly, instead of spinning on `SQLITE_BUSY` until the busy timeout.
     pub sqlite_writer: tokio::sync::Mutex<()>,
+    /// Postgres: CMMS write transactions ([`crate::db::Db::write`]) open at
+    /// once. Audited writes serialise on the audit log's advisory lock
+    /// anyway; waiting here instead of inside the database keeps them from
+    /// holding pool connections that reads need (docs/adr/0006).
+    pub pg_writers: PgWriters,
     /// Rollup folds of this process run one at a time
     /// (see [`crate::ingest::rollups::fold`]).
     pub fold_lock: tokio::sync::Mutex<()>,
     /// Wakes the alarm evaluator (`alarms::evaluate::spawn`) after a
     /// committed ingest batch or a rule change.
     pub alarm_wake: tokio::sync::Notify,
+}
+
+/// How many CMMS write transactions may be open at once on Postgres
+/// (the pool has 16 connections; the rest stay free for reads and ingest).
+pub const PG_WRITE_SLOTS: usize = 4;
+
+/// The permits behind [`Caches::pg_writers`].
+#[derive(Debug)]
+pub struct PgWriters(pub tokio::sync::Semaphore);
+
+impl Default for PgWriters {
+    fn default() -> Self {
+        PgWriters(tokio::sync::Semaphore::new(PG_WRITE_SLOTS))
+    }
 }
 
 /// A poisoned cache mutex only means another thread panicked while holding

@@ -22,6 +22,8 @@ pub enum Tx {
 pub struct WriteTx<'a> {
     pub tx: Tx,
     _writer: Option<tokio::sync::MutexGuard<'a, ()>>,
+    /// Postgres: one of [`Caches::pg_writers`]'s permits.
+    _slot: Option<tokio::sync::SemaphorePermit<'a>>,
 }
 
 /// Runs `$body` with `$conn` bound to the transaction's connection
@@ -46,15 +48,23 @@ impl Db {
     /// Begins a write transaction (queued behind other writers on SQLite).
     pub async fn write<'a>(&self, caches: &'a Caches) -> Result<WriteTx<'a>, sqlx::Error> {
         Ok(match self {
-            Db::Postgres(p) => WriteTx {
-                tx: Tx::Postgres(p.begin().await?),
-                _writer: None,
-            },
+            Db::Postgres(p) => {
+                // Wait for a slot before taking a pool connection. The
+                // semaphore is never closed, so acquire cannot fail; if it
+                // ever did, go ahead without a slot.
+                let slot = caches.pg_writers.0.acquire().await.ok();
+                WriteTx {
+                    tx: Tx::Postgres(p.begin().await?),
+                    _writer: None,
+                    _slot: slot,
+                }
+            }
             Db::Sqlite(p) => {
                 let guard = caches.sqlite_writer.lock().await;
                 WriteTx {
                     tx: Tx::Sqlite(p.begin().await?),
                     _writer: Some(guard),
+                    _slot: None,
                 }
             }
         })

@@ -1,5 +1,6 @@
 //! The HTTP surface: router, shared state, pagination, metrics, OpenAPI.
 
+pub mod docs;
 pub mod json;
 pub mod metrics;
 pub mod params;
@@ -326,7 +327,8 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(crate::alarms::handlers::routes())
         .route("/api/v1/audit", get(audit::handlers::list))
         .route("/api/v1/audit/verify", get(audit::handlers::verify))
-        .route("/api/v1/openapi.json", get(openapi_json))
+        .route(docs::OPENAPI_PATH, get(openapi_json))
+        .route(docs::DOCS_PATH, get(api_docs))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
@@ -382,11 +384,16 @@ async fn not_found() -> AppError {
     params(("limit" = Option<i64>, Query, description = "Page size, 1 to 10000"),
            ("offset" = Option<i64>, Query, description = "Items to skip")),
     responses((status = 200, body = Page<gateways::Gateway>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json")),
+    security(("user_token" = [])))]
 async fn list_gateways(
     State(st): State<AppState>,
+    who: auth::Principal,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<gateways::Gateway>>, AppError> {
+    who.require(auth::Permission::ReadTelemetry)?;
     let q = Params::new(raw, &["limit", "offset"])?;
     let (limit, offset) = q.page()?;
     let items = gateways::list(&st.db, limit + 1, offset).await?;
@@ -417,6 +424,20 @@ async fn healthz(State(st): State<AppState>) -> Response {
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// The browsable API documentation (see [`docs`]), rendered once.
+async fn api_docs() -> Response {
+    static PAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let page = PAGE.get_or_init(|| {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        docs::render(&doc)
+    });
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page.as_str(),
+    )
+        .into_response()
 }
 
 async fn metrics_text(State(st): State<AppState>) -> Response {

@@ -1,5 +1,6 @@
 //! `GET /api/v1/devices`, `/api/v1/points`, `/api/v1/points/{id}/samples`.
 
+use crate::auth::{Permission, Principal};
 use crate::http::AppState;
 use crate::http::params::Params;
 use crate::http::problem::{AppError, Problem};
@@ -86,6 +87,7 @@ pub struct SamplesPage {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the parameters; parsing goes through `Params`
 pub struct ListQuery {
     /// Only this gateway.
@@ -102,11 +104,16 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/devices", tag = "telemetry",
     params(ListQuery),
     responses((status = 200, body = Page<DeviceInfo>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json")),
+    security(("user_token" = [])))]
 pub async fn list_devices(
     State(st): State<AppState>,
+    who: Principal,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<DeviceInfo>>, AppError> {
+    who.require(Permission::ReadTelemetry)?;
     let q = Params::new(raw, &["gateway_id", "limit", "offset"])?;
     let (limit, offset) = q.page()?;
     let gw = q.str("gateway_id");
@@ -127,11 +134,16 @@ pub async fn list_devices(
 #[utoipa::path(get, path = "/api/v1/points", tag = "telemetry",
     params(ListQuery),
     responses((status = 200, body = Page<PointInfo>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json")),
+    security(("user_token" = [])))]
 pub async fn list_points(
     State(st): State<AppState>,
+    who: Principal,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<PointInfo>>, AppError> {
+    who.require(Permission::ReadTelemetry)?;
     let q = Params::new(raw, &["gateway_id", "device", "limit", "offset"])?;
     let (limit, offset) = q.page()?;
     let (gw, dev) = (q.str("gateway_id"), q.str("device"));
@@ -162,6 +174,7 @@ where
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the parameters; parsing goes through `Params`
 pub struct SamplesQuery {
     /// Start, inclusive (Unix ms). Default: 24 hours before `to`.
@@ -181,12 +194,17 @@ pub struct SamplesQuery {
     params(("id" = i64, Path, description = "Point id"), SamplesQuery),
     responses((status = 200, body = SamplesPage),
               (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("user_token" = [])))]
 pub async fn get_samples(
     State(st): State<AppState>,
+    who: Principal,
     Path(id): Path<String>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<SamplesPage>, AppError> {
+    who.require(Permission::ReadTelemetry)?;
     let id: i64 = id
         .parse()
         .map_err(|_| AppError::bad_field("id", format!("{id:?} is not a point id")))?;

@@ -180,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!(
-        "  cloud API  {}/api/v1/points   (OpenAPI: {}/api/v1/openapi.json)",
+        "  cloud API  {}/api/docs   (OpenAPI: {}/api/v1/openapi.json)",
         cloud.url(),
         cloud.url()
     );

@@ -5,6 +5,7 @@
 use dcmms_cloud::{CloudConfig, RunningCloud, gateways, testing};
 use dcmms_edge::EdgeConfig;
 use dcmms_edge::metrics::{DeviceLabels, DeviceResultLabels, EdgeMetrics};
+use dcmms_tests::support::CloudReader;
 pub use dcmms_tests::support::wait_until;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -123,37 +124,10 @@ pki_dir = "{pki}"
         gateway: &str,
         device: &str,
     ) -> HashMap<String, (String, Vec<Value>)> {
-        let client = reqwest::Client::new();
-        let base = self.cloud.url();
-        let get = |url: String| {
-            let client = client.clone();
-            async move {
-                let r = client.get(&url).send().await.unwrap();
-                assert!(r.status().is_success(), "{url}: {}", r.status());
-                r.json::<Value>().await.unwrap()
-            }
-        };
-        let pts = get(format!(
-            "{base}/api/v1/points?gateway_id={gateway}&device={device}&limit=1000"
-        ))
-        .await;
-        let mut out = HashMap::new();
-        for p in pts["items"].as_array().unwrap() {
-            let body = get(format!(
-                "{base}/api/v1/points/{}/samples?from=0&to={}&limit=10000",
-                p["id"],
-                i64::MAX
-            ))
-            .await;
-            out.insert(
-                p["point"].as_str().unwrap().to_string(),
-                (
-                    p["unit"].as_str().unwrap().to_string(),
-                    body["samples"].as_array().unwrap().clone(),
-                ),
-            );
-        }
-        out
+        CloudReader::new(&self.cloud)
+            .await
+            .stored(gateway, device)
+            .await
     }
 }
 
