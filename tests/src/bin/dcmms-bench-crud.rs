@@ -321,6 +321,9 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("{}", cloud.log_tail());
     }
     drop(cloud);
+    if cli.postgres {
+        drop_database(&url).await;
+    }
     if all.errors > 0 {
         bail!("{} requests failed (see the errors column)", all.errors);
     }
@@ -571,6 +574,30 @@ fn remember(seen: &mut Vec<(i64, i64)>, body: &[u8]) {
     seen.push((id, version));
     if seen.len() > 32 {
         seen.remove(0);
+    }
+}
+
+/// Drops the benchmark's fresh Postgres database (best effort: a failure
+/// is reported, not fatal).
+async fn drop_database(url: &str) {
+    let admin_url = std::env::var(dcmms_cloud::testing::PG_ENV)
+        .unwrap_or_else(|_| dcmms_cloud::testing::PG_DEFAULT.to_string());
+    let Some(name) = url.rsplit('/').next() else {
+        return;
+    };
+    let res = async {
+        let admin = sqlx::PgPool::connect(&admin_url).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&admin)
+        .await?;
+        admin.close().await;
+        Ok::<_, sqlx::Error>(())
+    }
+    .await;
+    if let Err(e) = res {
+        eprintln!("note: could not drop the benchmark database {name}: {e}");
     }
 }
 
