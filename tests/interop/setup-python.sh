@@ -2,42 +2,9 @@
 # Creates or updates the Python venv of the interop tests (pymodbus for the
 # Modbus interop tests, paho-mqtt for the MQTT ones, asyncua for the OPC UA
 # ones: every pin is in requirements.txt beside this file) and prints the
-# path of its python on stdout; everything else goes to stderr. Needs
-# python3 with venv + pip and network access to PyPI whenever
-# requirements.txt changed.
-#
-# Idempotent and safe to run concurrently (several tests call it at once): it
-# takes a lock and installs only when requirements.txt differs from what the
-# last successful install recorded.
+# path of its python on stdout (make-venv.sh does the work).
 # Venv: $DCMMS_INTEROP_VENV, default <repo>/target/interop-venv.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-req="$here/requirements.txt"
-venv="${DCMMS_INTEROP_VENV:-$repo/target/interop-venv}"
-py="$venv/bin/python"
-stamp="$venv/.requirements.sha256"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
-if [ -x "$py" ] && [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ]; then
-  echo "$py"
-  exit 0
-fi
-command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
-mkdir -p "$(dirname "$venv")"
-exec 9>"$venv.lock"
-flock 9
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  if ! "$py" -c 'import sys' 2>/dev/null; then
-    rm -rf "$venv"
-    python3 -m venv "$venv" >&2 || {
-      echo "FATAL: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
-      exit 1
-    }
-  fi
-  "$py" -m pip install --disable-pip-version-check -q -r "$req" >&2 || {
-    echo "FATAL: pip could not install $req into $venv" >&2
-    exit 1
-  }
-  echo "$want" >"$stamp"
-fi
-echo "$py"
+exec "$here/make-venv.sh" "$here/requirements.txt" "${DCMMS_INTEROP_VENV:-$repo/target/interop-venv}"

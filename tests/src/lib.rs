@@ -7,9 +7,12 @@
 //! - [`support`]: helpers the suites share (waiting, free ports, the interop
 //!   Python venv, [`support::CloudReader`] for the cloud's token-protected
 //!   reads).
+//! - [`procstat`]: CPU seconds, resident memory and busy cores from /proc,
+//!   for the benchmark programs.
 //! - `tests/`: the suites; `interop/`: the independent peers (Python);
 //!   `src/bin/dcmms-bench.rs`: buffer and ingest benchmark;
 //!   `src/bin/dcmms-bench-drivers.rs`: driver benchmark;
 //!   `src/bin/dcmms-bench-crud.rs`: CMMS API under CRUD load.
 
+pub mod procstat;
 pub mod support;
