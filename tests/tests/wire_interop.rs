@@ -161,7 +161,11 @@ fn python_decoder_reads_anomaly_events_of_version_3() {
     let frame = encode(&batch, Compression::None).unwrap();
     assert_eq!(frame[4], 3);
     let out = python(&frame);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let e = &got["events"][0];
     assert_eq!(e["kind"], "raised");
