@@ -636,9 +636,15 @@ impl EdgeConfig {
                 "must be positive and not above cloud.backoff_max_ms".into(),
             ));
         }
-        let device_exists = |name: &str| self.devices.iter().any(|d| d.name == name);
+        // None: no such device; Some(false): the device lists its points
+        // and this is not one (discovering devices cannot be checked yet).
+        let point_known = |device: &str, point: &str| {
+            let d = self.devices.iter().find(|d| d.name == device)?;
+            let n = d.point_count();
+            Some(n == 0 || (0..n).any(|i| d.point_name_unit(i).is_some_and(|(p, _)| p == point)))
+        };
         self.anomaly
-            .validate(&device_exists)
+            .validate(&point_known)
             .map_err(|(field, problem)| err(field, problem))?;
         if !(10..=60_000).contains(&self.buffer.flush_interval_ms) {
             return Err(err(

@@ -222,6 +222,10 @@ async fn gearbox_fault_event_goes_first_and_hot_swaps_lose_no_sample() {
     );
     assert!(e.summary.contains("gearbox temperature") && e.summary.contains("above expected"));
     assert!(registry.status()["windows_scored"].as_u64().unwrap() > 400);
+    // The status shows the same events for a technician.
+    let recent = registry.recent_events();
+    assert_eq!(recent.len(), events.len());
+    assert_eq!(recent.first(), events.first());
 }
 
 #[test]

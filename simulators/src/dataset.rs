@@ -10,6 +10,8 @@
 //! `label` (active faults joined by `+`, empty when healthy).
 
 use crate::opcua::turbine::{TurbineModel, WindFault};
+use crate::solar::faults::{PvFault, state_with_faults};
+use crate::solar::{InverterModel, SiteModel};
 use std::io::Write;
 
 /// 2026-01-01T00:00:00Z, the default start of a dataset.
@@ -60,6 +62,60 @@ impl WindDataset {
     }
 }
 
+/// The CSV header of a PV inverter dataset (power in W, temperatures in
+/// °C, irradiance in W/m² on the plane of the array).
+pub const PV_HEADER: &str = "ts_ms,poa_irradiance,ambient_temp,module_temp,dc_power,dc_voltage,dc_current,ac_power,heatsink_temp,cabinet_temp,state,events,label";
+
+/// A PV inverter dataset: inverter 0 of a fleet seeded by `seed` at the
+/// Bhadla site model with the same seed.
+#[derive(Debug, Clone)]
+pub struct PvDataset {
+    pub seed: u64,
+    pub rated_ac_w: f64,
+    pub faults: Vec<PvFault>,
+    pub start_ms: i64,
+    pub duration_ms: i64,
+    pub step_ms: i64,
+}
+
+impl PvDataset {
+    /// Writes the header and one row per step; returns the number of rows.
+    pub fn write_csv<W: Write>(&self, out: &mut W) -> std::io::Result<u64> {
+        writeln!(out, "{PV_HEADER}")?;
+        let site = SiteModel::bhadla(self.seed);
+        let inv = InverterModel::fleet_member(self.seed, 0, self.rated_ac_w);
+        let step = self.step_ms.max(1);
+        let mut rows = 0u64;
+        let mut t = self.start_ms;
+        let end = self.start_ms.saturating_add(self.duration_ms);
+        while t < end {
+            let c = site.conditions(t);
+            let s = state_with_faults(&inv, &c, t, &self.faults);
+            let r = |v: f64, per: f64| (v * per).round() / per;
+            writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                t,
+                r(c.poa, 10.0),
+                r(c.ambient_c, 100.0),
+                r(c.module_c, 100.0),
+                r(s.dc_power_w, 1.0),
+                r(s.dc_voltage_v, 10.0),
+                r(s.dc_current_a, 100.0),
+                r(s.ac_power_w, 1.0),
+                r(s.heatsink_c, 100.0),
+                r(s.cabinet_c, 100.0),
+                s.state.code(),
+                s.events,
+                PvFault::label(&self.faults, t),
+            )?;
+            rows += 1;
+            t += step;
+        }
+        Ok(rows)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +154,46 @@ mod tests {
                 ""
             };
             assert_eq!(row[11], want, "row {i}");
+        }
+    }
+
+    #[test]
+    fn pv_rows_follow_the_faulted_model_and_are_labelled() {
+        use crate::solar::faults::PvFaultKind;
+        // 2026-06-21 04:00 UTC: mid-morning at Bhadla.
+        let start = 1_782_014_400_000;
+        let faults = vec![PvFault {
+            kind: PvFaultKind::StringOutage,
+            start_ms: start + 30_000,
+            end_ms: None,
+        }];
+        let ds = PvDataset {
+            seed: 4,
+            rated_ac_w: 100_000.0,
+            faults: faults.clone(),
+            start_ms: start,
+            duration_ms: 60_000,
+            step_ms: 10_000,
+        };
+        let mut buf = Vec::new();
+        assert_eq!(ds.write_csv(&mut buf).expect("in memory"), 6);
+        let text = String::from_utf8(buf).expect("utf-8");
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect())
+            .collect();
+        let inv = InverterModel::fleet_member(4, 0, 100_000.0);
+        let site = SiteModel::bhadla(4);
+        for (i, row) in rows.iter().enumerate() {
+            let t = start + i as i64 * 10_000;
+            let s = state_with_faults(&inv, &site.conditions(t), t, &faults);
+            assert_eq!(row[4].parse::<f64>().ok(), Some(s.dc_power_w.round()));
+            assert_eq!(
+                row[12],
+                if i >= 3 { "string_outage" } else { "" },
+                "row {i}"
+            );
         }
     }
 }

@@ -49,6 +49,9 @@ class Reader:
         return self.take(n, what).decode("utf-8")
 
 
+EVENT_KIND = {0: "raised", 1: "cleared"}
+
+
 def unzigzag(v):
     return (v >> 1) ^ -(v & 1)
 
@@ -65,7 +68,7 @@ def decode(frame):
         "<4sBBHIII", frame[:20])
     if magic != MAGIC:
         raise Malformed("bad magic")
-    if version != 2:
+    if version not in (2, 3):
         raise Malformed(f"unsupported version {version}")
     if reserved != 0:
         raise Malformed("reserved bytes not zero")
@@ -133,10 +136,30 @@ def decode(frame):
             spans.append(sp)
         drops.append({"first_sequence": first, "last_sequence": last,
                       "reason": DROP_REASON[reason], "spans": spans})
+    events = []
+    if version == 3:
+        for _ in range(r.varint()):
+            (kind,) = r.take(1, "event kind")
+            if kind not in EVENT_KIND:
+                raise Malformed(f"unknown event kind {kind}")
+            e = {"kind": EVENT_KIND[kind], "asset": r.string("asset"),
+                 "asset_class": r.string("asset_class"), "model_id": r.string("model_id"),
+                 "model_version": r.string("model_version")}
+            (e["ts_ms"], e["window_start_ms"], e["score"], e["raise_level"]) = struct.unpack(
+                "<qqdd", r.take(32, "event times and score"))
+            e["summary"] = r.string("summary")
+            e["explanation"] = []
+            for _ in range(r.varint()):
+                c = {"feature": r.string("feature"), "unit": r.string("unit")}
+                c["share"], c["value"], c["expected"] = struct.unpack("<ddd", r.take(24, "contribution"))
+                c["text"] = r.string("text")
+                e["explanation"].append(c)
+            events.append(e)
     if r.pos != len(payload):
         raise Malformed("trailing bytes")
     batch["series"] = series
     batch["drops"] = drops
+    batch["events"] = events
     return batch
 
 

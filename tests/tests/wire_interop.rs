@@ -124,3 +124,58 @@ fn python_decoder_rejects_a_corrupted_frame() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("checksum"));
 }
+
+#[test]
+fn python_decoder_reads_anomaly_events_of_version_3() {
+    use dcmms_shared::{AnomalyEvent, AnomalyKind, Contribution};
+    let text = "gearbox temperature 14 °C above expected for this power";
+    let batch = Batch {
+        gateway_id: "gw".into(),
+        first_sequence: 7,
+        sequence: 7,
+        created_ms: 1,
+        polled_through_ms: 1,
+        series: vec![],
+        drops: vec![],
+        events: vec![AnomalyEvent {
+            kind: AnomalyKind::Raised,
+            asset: "WTG-01".into(),
+            asset_class: "wind_turbine".into(),
+            model_id: "wind-turbine-ae".into(),
+            model_version: "1.0.0".into(),
+            ts_ms: 1_775_001_900_000,
+            window_start_ms: 1_775_001_721_000,
+            score: 40.5,
+            raise_level: 13.25,
+            summary: text.into(),
+            explanation: vec![Contribution {
+                feature: "gearbox_rise".into(),
+                unit: "°C".into(),
+                share: 0.875,
+                value: 52.5,
+                expected: 38.25,
+                text: text.into(),
+            }],
+        }],
+    };
+    let frame = encode(&batch, Compression::None).unwrap();
+    assert_eq!(frame[4], 3);
+    let out = python(&frame);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let e = &got["events"][0];
+    assert_eq!(e["kind"], "raised");
+    assert_eq!(e["asset"], "WTG-01");
+    assert_eq!(e["ts_ms"], 1_775_001_900_000i64);
+    assert_eq!(e["score"].as_f64().unwrap(), 40.5);
+    assert_eq!(e["summary"], text);
+    let c = &e["explanation"][0];
+    assert_eq!(c["feature"], "gearbox_rise");
+    assert_eq!(c["unit"], "°C");
+    assert_eq!(c["share"].as_f64().unwrap(), 0.875);
+    assert_eq!(c["expected"].as_f64().unwrap(), 38.25);
+}

@@ -57,9 +57,13 @@ impl AnomalyConfig {
     }
 
     /// Checks what can be checked without the model files: returns the
-    /// field path and the problem. `device_exists` tells whether a device
-    /// name is configured.
-    pub fn validate(&self, device_exists: &dyn Fn(&str) -> bool) -> Result<(), (String, String)> {
+    /// field path and the problem. `point_known(device, point)` is `None`
+    /// when no device has that name, `Some(false)` when the device's points
+    /// are known and do not include it.
+    pub fn validate(
+        &self,
+        point_known: &dyn Fn(&str, &str) -> Option<bool>,
+    ) -> Result<(), (String, String)> {
         let mut ids = HashSet::new();
         for (i, m) in self.models.iter().enumerate() {
             if m.id.is_empty() || !ids.insert(m.id.as_str()) {
@@ -92,11 +96,15 @@ impl AnomalyConfig {
             let mut seen = HashSet::new();
             for (role, binding) in &a.points {
                 let field = format!("anomaly.assets[{i}].points.{role}");
-                let Some((device, _)) = Self::split_binding(binding) else {
+                let Some((device, point)) = Self::split_binding(binding) else {
                     return Err((field, format!("{binding:?} must be \"device/point\"")));
                 };
-                if !device_exists(device) {
-                    return Err((field, format!("no device is named {device:?}")));
+                match point_known(device, point) {
+                    None => return Err((field, format!("no device is named {device:?}"))),
+                    Some(false) => {
+                        return Err((field, format!("device {device:?} has no point {point:?}")));
+                    }
+                    Some(true) => {}
                 }
                 if !seen.insert(binding.as_str()) {
                     return Err((field, format!("{binding:?} already feeds another role")));
@@ -172,6 +180,10 @@ wind_speed = "t1/WindSpeed"
                 "anomaly.assets[0].points.wind_speed",
             ),
             (OK.replace("m.onnx", "m.json"), "anomaly.models[0].path"),
+            (
+                OK.replace("\"t1/WindSpeed\"", "\"t1/Windspeed\""),
+                "anomaly.assets[0].points.wind_speed",
+            ),
             (
                 format!("{OK}active_power = \"t1/WindSpeed\"\n"),
                 "anomaly.assets[0].points.wind_speed",

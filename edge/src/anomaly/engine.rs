@@ -57,11 +57,15 @@ pub struct Counters {
     pub inference_errors: AtomicU64,
 }
 
+/// Events kept for `/api/v1/status` (a technician's view with the cloud down).
+pub const RECENT_EVENTS: usize = 20;
+
 /// Every configured model, each replaceable atomically.
 #[derive(Debug)]
 pub struct Registry {
     slots: Vec<Slot>,
     pub counters: Counters,
+    recent: Mutex<std::collections::VecDeque<AnomalyEvent>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,6 +117,7 @@ impl Registry {
         Ok(Registry {
             slots,
             counters: Counters::default(),
+            recent: Mutex::new(std::collections::VecDeque::new()),
         })
     }
 
@@ -209,6 +214,20 @@ impl Registry {
         })
     }
 
+    /// Remembers an event for the status (newest last).
+    pub fn record(&self, e: &AnomalyEvent) {
+        let mut r = lock(&self.recent);
+        r.push_back(e.clone());
+        while r.len() > RECENT_EVENTS {
+            r.pop_front();
+        }
+    }
+
+    /// The most recent events, newest last.
+    pub fn recent_events(&self) -> Vec<AnomalyEvent> {
+        lock(&self.recent).iter().cloned().collect()
+    }
+
     pub fn models(&self) -> Vec<ModelStatus> {
         (0..self.slots.len())
             .filter_map(|i| self.slot_status(i))
@@ -233,6 +252,7 @@ impl ModelControl for Registry {
             "raised": c.raised.load(Ordering::Relaxed),
             "cleared": c.cleared.load(Ordering::Relaxed),
             "inference_errors": c.inference_errors.load(Ordering::Relaxed),
+            "recent_events": self.recent_events(),
         })
     }
 }
@@ -402,6 +422,7 @@ impl Engine {
                         c.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(asset = %e.asset, kind = e.kind.as_str(), score = e.score, summary = %e.summary, "anomaly");
                         fit_strings(&mut e);
+                        self.registry.record(&e);
                         events.push(e);
                     }
                 }

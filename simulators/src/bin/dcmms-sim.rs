@@ -117,6 +117,9 @@ struct ModbusArgs {
 enum AssetClass {
     /// The wind turbine of `dcmms-sim opcua`.
     Wind,
+    /// Inverter 0 of the PV fleet of `dcmms-sim modbus` (100 kW unless
+    /// --rated-kw says otherwise), Bhadla site model.
+    Pv,
 }
 
 #[derive(Debug, Args)]
@@ -136,11 +139,13 @@ struct DatasetArgs {
     /// Row step in milliseconds.
     #[arg(long, default_value_t = 1000)]
     step_ms: u64,
-    /// Rated power in kW.
-    #[arg(long, default_value_t = 3000.0)]
-    rated_kw: f64,
-    /// Fault, `KIND@START_S[-END_S]` in seconds after the start
-    /// (gearbox_overheat, pitch_misalignment, bearing_creep). Repeatable.
+    /// Rated power in kW (default: 3000 for wind, 100 for PV).
+    #[arg(long)]
+    rated_kw: Option<f64>,
+    /// Fault, `KIND@START_S[-END_S]` in seconds after the start (wind:
+    /// gearbox_overheat, pitch_misalignment, bearing_creep; PV:
+    /// string_outage, over_temperature, soiling_drift, failing_fan,
+    /// insulation_fault). Repeatable.
     #[arg(long = "fault", value_name = "KIND@START_S[-END_S]")]
     faults: Vec<String>,
     /// Output file (default: standard output).
@@ -149,8 +154,9 @@ struct DatasetArgs {
 }
 
 fn run_dataset(args: DatasetArgs) -> Result<()> {
-    use dcmms_simulators::dataset::{DEFAULT_START_MS, WindDataset};
+    use dcmms_simulators::dataset::{DEFAULT_START_MS, PvDataset, WindDataset};
     use dcmms_simulators::opcua::{TurbineModel, WindFault};
+    use dcmms_simulators::solar::faults::PvFault;
     use std::io::Write;
     if !(args.days.is_finite() && args.days > 0.0) {
         bail!("--days must be a positive number");
@@ -158,41 +164,60 @@ fn run_dataset(args: DatasetArgs) -> Result<()> {
     if args.step_ms == 0 {
         bail!("--step-ms must be positive");
     }
+    if args.rated_kw.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        bail!("--rated-kw must be a positive number");
+    }
     let start_ms = match &args.start {
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| t.timestamp_millis())
             .with_context(|| format!("--start {s:?} is not an RFC 3339 time"))?,
         None => DEFAULT_START_MS,
     };
-    let faults = args
-        .faults
-        .iter()
-        .map(|f| WindFault::parse(f, start_ms))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
-    let AssetClass::Wind = args.asset_class;
-    let ds = WindDataset {
-        model: TurbineModel::new(args.seed, args.rated_kw).with_faults(faults),
-        start_ms,
-        duration_ms: (args.days * 86_400_000.0) as i64,
-        step_ms: args.step_ms as i64,
+    let duration_ms = (args.days * 86_400_000.0) as i64;
+    let step_ms = args.step_ms as i64;
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let rows = match &args.out {
-        Some(path) => {
-            let f = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            let mut w = std::io::BufWriter::new(f);
-            let n = ds.write_csv(&mut w)?;
-            w.flush()?;
-            n
+    let rows = match args.asset_class {
+        AssetClass::Wind => {
+            let faults = args
+                .faults
+                .iter()
+                .map(|f| WindFault::parse(f, start_ms))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            let rated_kw = args.rated_kw.unwrap_or(3000.0);
+            WindDataset {
+                model: TurbineModel::new(args.seed, rated_kw).with_faults(faults),
+                start_ms,
+                duration_ms,
+                step_ms,
+            }
+            .write_csv(&mut out)?
         }
-        None => {
-            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            let n = ds.write_csv(&mut w)?;
-            w.flush()?;
-            n
+        AssetClass::Pv => {
+            let faults = args
+                .faults
+                .iter()
+                .map(|f| PvFault::parse(f, start_ms))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            PvDataset {
+                seed: args.seed,
+                rated_ac_w: args.rated_kw.unwrap_or(100.0) * 1000.0,
+                faults,
+                start_ms,
+                duration_ms,
+                step_ms,
+            }
+            .write_csv(&mut out)?
         }
     };
+    out.flush()?;
     eprintln!("{rows} rows");
     Ok(())
 }

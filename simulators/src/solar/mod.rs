@@ -10,6 +10,11 @@
 //! reasonable stand-in for the single-axis trackers typical of Rajasthan
 //! plants) -> module temperature (NOCT model) -> DC power of one inverter's
 //! array -> inverter efficiency curve and clipping -> AC quantities.
+//!
+//! [`faults`] adds PV inverter fault physics on top (string outage,
+//! over-temperature derating, soiling drift, failing fan, insulation fault).
+
+pub mod faults;
 
 use std::f64::consts::PI;
 
