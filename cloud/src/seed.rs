@@ -73,6 +73,30 @@ pub async fn seed_demo(db: &Db, caches: &Caches, inverters: usize) -> Result<boo
             what: format!("user {name}"),
             detail: e.to_string(),
         })?;
+        // Rate card of the people who log time (₹/h in paise).
+        let rate = match role {
+            Role::Technician => Some(45_000),
+            Role::Supervisor => Some(65_000),
+            _ => None,
+        };
+        if let Some(rate) = rate {
+            users::update(
+                db,
+                caches,
+                "system:seed",
+                u.id,
+                &users::UserUpdate {
+                    version: u.version,
+                    display_name: None,
+                    hourly_rate_paise: Some(rate),
+                },
+            )
+            .await
+            .map_err(|e| SeedError::Failed {
+                what: format!("rate card of {name}"),
+                detail: e.to_string(),
+            })?;
+        }
         ids.push((u.id, *name, *role));
     }
     let who = |name: &str| {

@@ -560,6 +560,12 @@ fn endpoints(
             Some(Permission::ManageUsers),
         ),
         (
+            Method::PATCH,
+            "/api/v1/users/1".into(),
+            Some(json!({"version": 999_999, "display_name": "walk"})),
+            Some(Permission::ManageUsers),
+        ),
+        (
             Method::POST,
             "/api/v1/auth/tokens".into(),
             Some(json!({"name": "integration"})),

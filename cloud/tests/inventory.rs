@@ -395,18 +395,88 @@ async fn scenario(ctx: &Ctx) {
         Some(0)
     );
 
-    // Labour: 90 min at ₹500.00/h = ₹750.00; 45 min (from start/end) at
-    // ₹600.01/h = 45 × 60001 / 60 = 45000.75 → 45001 paise.
+    // Labour: 90 min at the technician's rate card, ₹500.00/h = ₹750.00;
+    // 45 min (from start/end) at a rate a supervisor names, ₹600.01/h =
+    // 45 × 60001 / 60 = 45000.75 → 45001 paise.
     let te = format!("/api/v1/work-orders/{wo}/time-entries");
+    let (s, b) = ctx
+        .call(Method::POST, &te, &tech, Some(json!({"minutes": 90})))
+        .await;
+    assert_eq!(
+        (s, field(&b)),
+        (StatusCode::BAD_REQUEST, Some("hourly_rate_paise")),
+        "no rate on the card yet: {b}"
+    );
+    // The rate card: admins only, with the version read.
+    let card = format!("/api/v1/users/{tech_id}");
+    let (s, _) = ctx
+        .call(
+            Method::PATCH,
+            &card,
+            &sup,
+            Some(json!({"version": 1, "hourly_rate_paise": 50_000})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, b) = ctx
+        .call(
+            Method::PATCH,
+            &card,
+            &admin,
+            Some(json!({"version": 1, "hourly_rate_paise": -1})),
+        )
+        .await;
+    assert_eq!(
+        (s, field(&b)),
+        (StatusCode::BAD_REQUEST, Some("hourly_rate_paise")),
+        "{b}"
+    );
+    let u = ctx
+        .ok(
+            StatusCode::OK,
+            Method::PATCH,
+            &card,
+            &admin,
+            Some(json!({"version": 1, "hourly_rate_paise": 50_000})),
+        )
+        .await;
+    assert_eq!(
+        (u["hourly_rate_paise"].as_i64(), u["version"].as_i64()),
+        (Some(50_000), Some(2))
+    );
+    let (s, b) = ctx
+        .call(
+            Method::PATCH,
+            &card,
+            &admin,
+            Some(json!({"version": 1, "hourly_rate_paise": 1})),
+        )
+        .await;
+    assert_eq!(
+        (s, field(&b)),
+        (StatusCode::CONFLICT, Some("version")),
+        "{b}"
+    );
+    // A technician cannot name their own rate.
+    let (s, b) = ctx
+        .call(
+            Method::POST,
+            &te,
+            &tech,
+            Some(json!({"minutes": 90, "hourly_rate_paise": 99_000})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     let e1 = ctx
         .ok(
             StatusCode::CREATED,
             Method::POST,
             &te,
             &tech,
-            Some(json!({"minutes": 90, "hourly_rate_paise": 50_000, "note": "swap fan"})),
+            Some(json!({"minutes": 90, "note": "swap fan"})),
         )
         .await;
+    assert_eq!(e1["hourly_rate_paise"].as_i64(), Some(50_000));
     assert_eq!(
         (e1["user_id"].as_i64(), e1["cost_paise"].as_i64()),
         (Some(tech_id), Some(75_000))
@@ -416,7 +486,7 @@ async fn scenario(ctx: &Ctx) {
             Method::POST,
             &te,
             &tech,
-            Some(json!({"user_id": tech2_id, "minutes": 10, "hourly_rate_paise": 1})),
+            Some(json!({"user_id": tech2_id, "minutes": 10})),
         )
         .await;
     assert_eq!(
@@ -425,21 +495,11 @@ async fn scenario(ctx: &Ctx) {
         "a technician logs only their own time: {b}"
     );
     let (s, b) = ctx
-        .call(
-            Method::POST,
-            &te,
-            &tech2,
-            Some(json!({"minutes": 10, "hourly_rate_paise": 1})),
-        )
+        .call(Method::POST, &te, &tech2, Some(json!({"minutes": 10})))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "not assigned: {b}");
     let (s, b) = ctx
-        .call(
-            Method::POST,
-            &te,
-            &tech,
-            Some(json!({"minutes": 0, "hourly_rate_paise": 1})),
-        )
+        .call(Method::POST, &te, &tech, Some(json!({"minutes": 0})))
         .await;
     assert_eq!(
         (s, field(&b)),
@@ -460,7 +520,7 @@ async fn scenario(ctx: &Ctx) {
             Method::POST,
             &te,
             &tech,
-            Some(json!({"minutes": 600, "hourly_rate_paise": 50_000})),
+            Some(json!({"minutes": 600})),
         )
         .await;
     ctx.ok(

@@ -127,6 +127,13 @@ async fn work_orders(ctx: &Ctx) {
     let (_, sup) = ctx.user("sup", Role::Supervisor).await;
     let (tech_id, tech) = ctx.user("tech", Role::Technician).await;
     let (_, tech2) = ctx.user("tech2", Role::Technician).await;
+    ctx.ok(
+        Method::PATCH,
+        &format!("/api/v1/users/{tech_id}"),
+        &admin,
+        Some(json!({"version": 1, "hourly_rate_paise": 50000})),
+    )
+    .await;
     let (_, auditor) = ctx.user("auditor", Role::Auditor).await;
     let site = ctx
         .ok(
@@ -316,21 +323,11 @@ async fn work_orders(ctx: &Ctx) {
     // Crew members log time on the crew's orders; others may not.
     let te = format!("/api/v1/work-orders/{id}/time-entries");
     let (s, b) = ctx
-        .call(
-            Method::POST,
-            &te,
-            &tech,
-            Some(json!({"minutes": 45, "hourly_rate_paise": 50000})),
-        )
+        .call(Method::POST, &te, &tech, Some(json!({"minutes": 45})))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let (s, _) = ctx
-        .call(
-            Method::POST,
-            &te,
-            &tech2,
-            Some(json!({"minutes": 45, "hourly_rate_paise": 50000})),
-        )
+        .call(Method::POST, &te, &tech2, Some(json!({"minutes": 45})))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 

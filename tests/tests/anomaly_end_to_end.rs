@@ -2,7 +2,9 @@
 //! develops gearbox overheating; the edge subscribes to it, scores the
 //! committed wind-turbine model on the live stream and forwards the raise
 //! event; the cloud turns it into an alarm carrying the model's explanation
-//! and, because its anomaly rule says so, a predictive work order.
+//! and, because its anomaly rule says so, a predictive work order. The
+//! technician's view on the edge (its status page, which works without
+//! the cloud) shows the same event and explanation.
 //!
 //! The simulation runs 30× faster than real time from a start chosen so
 //! that the turbine is producing (a calm would leave nothing to detect):
@@ -235,6 +237,25 @@ async fn gearbox_overheating_in_the_turbine_becomes_an_alarm_with_its_explanatio
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    // The technician's view on the edge: the event and its explanation.
+    let status: Value = reqwest::get(format!("http://{}/api/v1/status", edge.http_addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(status["anomaly"]["windows_scored"].as_u64().unwrap() > 10);
+    let local = &status["anomaly"]["recent_events"][0];
+    assert_eq!(
+        (local["kind"].as_str(), local["asset"].as_str()),
+        (Some("raised"), Some("WTG-01")),
+        "{status}"
+    );
+    assert_eq!(
+        local["explanation"][0]["feature"], "gearbox_rise",
+        "{local}"
+    );
+    assert_eq!(m.batches_quarantined.get(), 0);
     stop_edge.cancel();
     edge.wait().await;
     stop_sim.cancel();
@@ -254,10 +275,9 @@ async fn gearbox_overheating_in_the_turbine_becomes_an_alarm_with_its_explanatio
     assert_eq!(anomaly["model_id"], "wind-turbine-ae", "{full}");
     // The explanation leads with the gearbox, in a technician's words.
     let top = &anomaly["explanation"][0];
-    assert!(
-        top["feature"].as_str().unwrap().contains("gearbox"),
-        "top feature {top}"
-    );
+    assert_eq!(top["feature"], "gearbox_rise", "{top}");
+    // The cloud's alarm is the event the edge raised.
+    assert_eq!(alarm["raised_ms"], local["ts_ms"], "{alarm} {local}");
     let text = top["text"].as_str().unwrap();
     assert!(text.contains("gearbox temperature"), "{text}");
     assert!(text.contains("above expected"), "{text}");

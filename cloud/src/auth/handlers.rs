@@ -1,7 +1,7 @@
 //! `/api/v1/auth/…` and `/api/v1/users`: log in and out, who am I, users
 //! (admins), API tokens for integrations.
 
-use super::users::{self, SESSION_TTL_MS, User, UserError};
+use super::users::{self, SESSION_TTL_MS, User, UserError, UserUpdate};
 use super::{Permission, Principal, Role};
 use crate::gateways::now_ms;
 use crate::http::json::JsonBody;
@@ -9,7 +9,7 @@ use crate::http::params::Params;
 use crate::http::problem::{AppError, Problem};
 use crate::http::{AppState, Page, page};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -136,6 +136,9 @@ fn user_error(e: UserError) -> AppError {
             detail: e.to_string(),
             field: Some("username".into()),
         },
+        UserError::NotFound(id) => AppError::not_found("user", id),
+        UserError::Stale { current, sent, .. } => AppError::stale(sent, current),
+        UserError::BadField { field, problem } => AppError::bad_field(field, problem),
         UserError::Hash(_) => AppError::Internal(e.into()),
         UserError::Db(e) => e.into(),
     }
@@ -164,6 +167,26 @@ pub async fn create_user(
     .await
     .map_err(user_error)?;
     Ok((StatusCode::CREATED, Json(u)))
+}
+
+/// Change a user's display name or labour rate card (admins).
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "auth", request_body = UserUpdate,
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 200, body = User), (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn update_user(
+    State(st): State<AppState>,
+    who: Principal,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<UserUpdate>,
+) -> Result<Json<User>, AppError> {
+    who.require(Permission::ManageUsers)?;
+    users::update(&st.db, &st.caches, &who.actor(), id, &req)
+        .await
+        .map(Json)
+        .map_err(user_error)
 }
 
 /// Users (never their password hashes).

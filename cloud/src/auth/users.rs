@@ -10,7 +10,7 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
@@ -29,6 +29,15 @@ pub enum UserError {
     Taken(String),
     #[error("cannot hash the password: {0}")]
     Hash(String),
+    #[error("no user with id {0}")]
+    NotFound(i64),
+    #[error("user {id} is at version {current}, not {sent}: read it again")]
+    Stale { id: i64, current: i64, sent: i64 },
+    #[error("{field}: {problem}")]
+    BadField {
+        field: &'static str,
+        problem: String,
+    },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -41,7 +50,21 @@ pub struct User {
     pub display_name: String,
     pub role: Role,
     pub active: bool,
+    /// Rate card: hourly labour rate in paise, used for this user's time
+    /// entries that name no rate; null when not set.
+    pub hourly_rate_paise: Option<i64>,
     pub version: i64,
+}
+
+/// A change to a user (admins): only what is sent changes.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    /// The version read; a stale one is rejected (409).
+    pub version: i64,
+    pub display_name: Option<String>,
+    /// Rate card, in paise per hour (0 to 10,000,000).
+    pub hourly_rate_paise: Option<i64>,
 }
 
 /// Who is making a request: an authenticated, active user.
@@ -97,16 +120,22 @@ fn decoy_hash() -> &'static str {
     })
 }
 
-type UserRow = (i64, String, String, String, bool, i64);
+type UserRow = (i64, String, String, String, bool, Option<i64>, i64);
+/// A [`UserRow`] and the password hash (PHC string).
+type UserWithHash = (i64, String, String, String, bool, Option<i64>, i64, String);
+
+const USER_COLS: &str =
+    "SELECT id, username, display_name, role, active, hourly_rate_paise, version FROM users";
 
 fn to_user(r: UserRow) -> Option<User> {
-    let (id, username, display_name, role, active, version) = r;
+    let (id, username, display_name, role, active, hourly_rate_paise, version) = r;
     Some(User {
         id,
         username,
         display_name,
         role: Role::parse(&role)?,
         active,
+        hourly_rate_paise,
         version,
     })
 }
@@ -148,6 +177,7 @@ pub async fn create(
         display_name: display_name.to_string(),
         role,
         active: true,
+        hourly_rate_paise: None,
         version: 1,
     };
     audit::record(
@@ -168,10 +198,77 @@ pub async fn create(
 }
 
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<User>, sqlx::Error> {
-    let rows: Vec<UserRow> = on_db!(db, p => sqlx::query_as(
-        "SELECT id, username, display_name, role, active, version FROM users ORDER BY id LIMIT $1 OFFSET $2")
+    let sql = format!("{USER_COLS} ORDER BY id LIMIT $1 OFFSET $2");
+    let rows: Vec<UserRow> = on_db!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(limit).bind(offset).fetch_all(p).await)?;
     Ok(rows.into_iter().filter_map(to_user).collect())
+}
+
+/// Changes a user's display name and rate card (`actor` is audited with
+/// the before and after); `u.version` must be the current version.
+pub async fn update(
+    db: &Db,
+    caches: &Caches,
+    actor: &str,
+    id: i64,
+    u: &UserUpdate,
+) -> Result<User, UserError> {
+    if let Some(name) = &u.display_name
+        && (name.trim().is_empty() || name.chars().count() > 200)
+    {
+        return Err(UserError::BadField {
+            field: "display_name",
+            problem: "must be 1 to 200 characters".into(),
+        });
+    }
+    if let Some(rate) = u.hourly_rate_paise
+        && !(0..=crate::costs::MAX_RATE_PAISE).contains(&rate)
+    {
+        return Err(UserError::BadField {
+            field: "hourly_rate_paise",
+            problem: format!("must be between 0 and {}", crate::costs::MAX_RATE_PAISE),
+        });
+    }
+    let now = now_ms();
+    let mut tx = db.write(caches).await?;
+    let sql = format!("{USER_COLS} WHERE id = $1");
+    let row: Option<UserRow> = on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(id).fetch_optional(c).await)?;
+    let before = row.and_then(to_user).ok_or(UserError::NotFound(id))?;
+    if before.version != u.version {
+        return Err(UserError::Stale {
+            id,
+            current: before.version,
+            sent: u.version,
+        });
+    }
+    let mut after = before.clone();
+    if let Some(name) = &u.display_name {
+        after.display_name = name.trim().to_string();
+    }
+    if let Some(rate) = u.hourly_rate_paise {
+        after.hourly_rate_paise = Some(rate);
+    }
+    after.version += 1;
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE users SET display_name = $1, hourly_rate_paise = $2, updated_ms = $3, version = $4 WHERE id = $5 AND version = $6")
+        .bind(&after.display_name).bind(after.hourly_rate_paise).bind(now).bind(after.version)
+        .bind(id).bind(before.version).execute(c).await.map(|_| ()))?;
+    audit::record(
+        &mut tx,
+        now,
+        audit::Change {
+            actor,
+            action: "update",
+            entity: "user",
+            entity_id: &id.to_string(),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&after).ok(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
 }
 
 /// Checks a username and password; `Some(user)` only for an active user
@@ -181,11 +278,11 @@ pub async fn check_password(
     username: &str,
     password: &str,
 ) -> Result<Option<User>, sqlx::Error> {
-    let row: Option<(i64, String, String, String, bool, i64, String)> = on_db!(db, p => sqlx::query_as(
-        "SELECT id, username, display_name, role, active, version, password_hash FROM users WHERE username = $1")
+    let row: Option<UserWithHash> = on_db!(db, p => sqlx::query_as(
+        "SELECT id, username, display_name, role, active, hourly_rate_paise, version, password_hash FROM users WHERE username = $1")
         .bind(username).fetch_optional(p).await)?;
     let (user, phc) = match row {
-        Some((id, u, d, r, a, v, phc)) => (to_user((id, u, d, r, a, v)), phc),
+        Some((id, u, d, r, a, rate, v, phc)) => (to_user((id, u, d, r, a, rate, v)), phc),
         None => (None, decoy_hash().to_string()),
     };
     let password = password.to_string();

@@ -55,8 +55,9 @@ pub struct NewTimeEntry {
     pub minutes: Option<i64>,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
-    /// Hourly rate in paise.
-    pub hourly_rate_paise: i64,
+    /// Hourly rate in paise; default the worker's rate card. Only
+    /// supervisors and above may name a rate (overtime, a contractor).
+    pub hourly_rate_paise: Option<i64>,
     #[serde(default)]
     pub note: String,
 }
@@ -155,11 +156,18 @@ pub async fn add_time_entry(
     n: &NewTimeEntry,
 ) -> Result<TimeEntry, AppError> {
     let minutes = minutes_of(n)?;
-    if !(0..=MAX_RATE_PAISE).contains(&n.hourly_rate_paise) {
-        return Err(bad(
-            "hourly_rate_paise",
-            format!("must be between 0 and {MAX_RATE_PAISE}"),
-        ));
+    if let Some(rate) = n.hourly_rate_paise {
+        if who.role == Role::Technician {
+            return Err(AppError::Forbidden {
+                detail: "a technician's time is costed at their rate card: leave out hourly_rate_paise (supervisors and above may name a rate)".into(),
+            });
+        }
+        if !(0..=MAX_RATE_PAISE).contains(&rate) {
+            return Err(bad(
+                "hourly_rate_paise",
+                format!("must be between 0 and {MAX_RATE_PAISE}"),
+            ));
+        }
     }
     if n.note.chars().count() > 2000 {
         return Err(bad("note", "at most 2000 characters"));
@@ -173,11 +181,19 @@ pub async fn add_time_entry(
     let now = now_ms();
     let mut tx = db.write(caches).await?;
     lock_for_costs(&mut tx, who, wo_id, "log time").await?;
-    let u: Option<(bool,)> = on_tx!(tx, c => sqlx::query_as("SELECT active FROM users WHERE id = $1").bind(user_id).fetch_optional(c).await)?;
-    if !u.is_some_and(|(a,)| a) {
+    let u: Option<(bool, Option<i64>)> = on_tx!(tx, c => sqlx::query_as("SELECT active, hourly_rate_paise FROM users WHERE id = $1").bind(user_id).fetch_optional(c).await)?;
+    let Some((true, card)) = u else {
         return Err(bad("user_id", format!("no active user with id {user_id}")));
-    }
-    let cost = labour_cost(minutes, n.hourly_rate_paise);
+    };
+    let Some(rate) = n.hourly_rate_paise.or(card) else {
+        return Err(bad(
+            "hourly_rate_paise",
+            format!(
+                "user {user_id} has no rate on the rate card: set it (PATCH /api/v1/users/{user_id}) or name a rate"
+            ),
+        ));
+    };
+    let cost = labour_cost(minutes, rate);
     let (start_ms, end_ms) = if n.minutes.is_some() {
         (None, None)
     } else {
@@ -186,7 +202,7 @@ pub async fn add_time_entry(
     let (id,): (i64,) = on_tx!(tx, c => sqlx::query_as(
         "INSERT INTO time_entries (work_order_id, user_id, minutes, start_ms, end_ms, hourly_rate_paise, cost_paise, note, created_by, created_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id")
-        .bind(wo_id).bind(user_id).bind(minutes).bind(start_ms).bind(end_ms).bind(n.hourly_rate_paise)
+        .bind(wo_id).bind(user_id).bind(minutes).bind(start_ms).bind(end_ms).bind(rate)
         .bind(cost).bind(&n.note).bind(who.user_id).bind(now).fetch_one(c).await)?;
     let e = TimeEntry {
         id,
@@ -195,7 +211,7 @@ pub async fn add_time_entry(
         minutes,
         start_ms,
         end_ms,
-        hourly_rate_paise: n.hourly_rate_paise,
+        hourly_rate_paise: rate,
         cost_paise: cost,
         note: n.note.clone(),
         created_by: who.user_id,

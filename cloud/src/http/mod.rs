@@ -17,7 +17,7 @@ use crate::{
 use axum::extract::{DefaultBodyLimit, MatchedPath, Query, State};
 use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use metrics::CloudMetrics;
 use params::Params;
@@ -95,6 +95,7 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         auth::handlers::me,
         auth::handlers::create_user,
         auth::handlers::list_users,
+        auth::handlers::update_user,
         auth::handlers::create_token,
         assets::handlers::create_site,
         assets::handlers::list_sites,
@@ -143,7 +144,7 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         telemetry::DeviceInfo, telemetry::PointInfo, telemetry::SampleOut, telemetry::Bucket,
         telemetry::Resolution, telemetry::SamplesPage, completeness::Completeness,
         completeness::SequenceReport, completeness::PointCompleteness,
-        completeness::DroppedSpanOut, auth::users::User, auth::Role, auth::Permission,
+        completeness::DroppedSpanOut, auth::users::User, auth::users::UserUpdate, auth::Role, auth::Permission,
         auth::handlers::LoginRequest, auth::handlers::LoginResponse, auth::handlers::Me,
         auth::handlers::NewUser, auth::handlers::NewToken, auth::handlers::TokenCreated,
         assets::Site, assets::SiteFields, assets::SiteKind, assets::Asset, assets::AssetFields,
@@ -211,6 +212,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
             "/api/v1/users",
             get(auth::handlers::list_users).post(auth::handlers::create_user),
         )
+        .route("/api/v1/users/{id}", patch(auth::handlers::update_user))
         .route(
             "/api/v1/sites",
             get(assets::handlers::list_sites).post(assets::handlers::create_site),
