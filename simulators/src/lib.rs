@@ -26,6 +26,9 @@
 //!   creep: [`opcua::turbine::WindFault`]); served over
 //!   OPC UA with stop/restart fault injection (and the link faults of
 //!   [`proxy`]) behind feature `opcua`.
+//! - [`faults`]: labelled faults of the device physics (kind, start, end;
+//!   parsing `KIND@START_S[-END_S]`, dataset labels), one mechanism for the
+//!   turbine's and the PV inverter's fault kinds.
 //! - [`proxy`]: a fault-injecting TCP proxy ([`proxy::FaultProxy`]) that
 //!   puts slow replies, cut connections, garbage bytes and a device that
 //!   goes away in front of any TCP simulator, switchable at run time;
@@ -50,6 +53,7 @@ pub mod demo;
 pub mod device;
 pub mod dnp3;
 pub mod error;
+pub mod faults;
 pub mod modbus;
 pub mod mqtt;
 pub mod opcua;

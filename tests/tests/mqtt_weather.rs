@@ -323,12 +323,15 @@ async fn paho_published_values_arrive_with_points_units_and_timestamps() {
     tokio::task::spawn_blocking(move || paho_publish(&publisher, &broker, &msgs))
         .await
         .unwrap();
-    let after = dcmms_edge::drivers::now_ms();
     // 3 + 0 + 2 + 1 + 1 + 2 + 3 samples.
     wait_until("all values", Duration::from_secs(30), || {
         m.status().samples_polled >= 12
     })
     .await;
+    // Received (and stamped) after `before` and by now: the broker hands
+    // a message on after the publisher is done, so not by the end of
+    // publishing.
+    let after = dcmms_edge::drivers::now_ms();
     wait_until("bad payloads counted", Duration::from_secs(30), || {
         polls(&m, "wx-01", "bad_payload") >= 3
     })

@@ -7,6 +7,7 @@
 //! wind would give, averaged over the last five minutes (components heat
 //! and cool slowly, not with every gust), plus ±0.2 °C sensor noise.
 
+use crate::faults::{Fault, FaultKind};
 use crate::solar::{mix, unit};
 use std::f64::consts::PI;
 
@@ -149,64 +150,18 @@ impl WindFaultKind {
     }
 }
 
-/// One fault, active from `start_ms` (inclusive) to `end_ms` (exclusive;
-/// `None` = never repaired). Unix ms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindFault {
-    pub kind: WindFaultKind,
-    pub start_ms: i64,
-    pub end_ms: Option<i64>,
-}
-
-impl WindFault {
-    fn active(&self, unix_ms: i64) -> bool {
-        unix_ms >= self.start_ms && self.end_ms.is_none_or(|e| unix_ms < e)
+impl FaultKind for WindFaultKind {
+    fn kinds() -> &'static [Self] {
+        &Self::ALL
     }
 
-    /// `kind@START[-END]`, START and END in seconds after `base_ms`
-    /// (e.g. `gearbox_overheat@600` or `bearing_creep@60-3600`).
-    pub fn parse(spec: &str, base_ms: i64) -> Result<WindFault, String> {
-        let (kind, at) = spec
-            .split_once('@')
-            .ok_or_else(|| format!("fault {spec:?}: expected KIND@START_S[-END_S]"))?;
-        let kind = WindFaultKind::from_name(kind).ok_or_else(|| {
-            let known: Vec<_> = WindFaultKind::ALL.iter().map(|k| k.name()).collect();
-            format!(
-                "fault {spec:?}: unknown kind {kind:?} (known: {})",
-                known.join(", ")
-            )
-        })?;
-        let secs = |s: &str| {
-            s.parse::<u32>()
-                .map(|v| base_ms + i64::from(v) * 1000)
-                .map_err(|_| format!("fault {spec:?}: {s:?} is not a whole number of seconds"))
-        };
-        let (start_ms, end_ms) = match at.split_once('-') {
-            Some((a, b)) => (secs(a)?, Some(secs(b)?)),
-            None => (secs(at)?, None),
-        };
-        if end_ms.is_some_and(|e| e <= start_ms) {
-            return Err(format!("fault {spec:?}: the end must be after the start"));
-        }
-        Ok(WindFault {
-            kind,
-            start_ms,
-            end_ms,
-        })
-    }
-
-    /// The active faults' names at `unix_ms`, joined by `+`; empty when none.
-    pub fn label(faults: &[WindFault], unix_ms: i64) -> String {
-        let mut names: Vec<&str> = faults
-            .iter()
-            .filter(|f| f.active(unix_ms))
-            .map(|f| f.kind.name())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        names.join("+")
+    fn label(self) -> &'static str {
+        self.name()
     }
 }
+
+/// One wind-turbine fault, active from `start_ms` to `end_ms` ([`Fault`]).
+pub type WindFault = Fault<WindFaultKind>;
 
 /// The power curve: 0 below cut-in and from cut-out, cubic in between up
 /// to rated, flat at rated above it. kW.

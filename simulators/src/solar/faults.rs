@@ -18,6 +18,7 @@
 //!   ground fault (event bit 0) and trips (state `Fault`, no output).
 
 use super::{InverterModel, InverterState, OperatingState, SiteConditions};
+use crate::faults::{Fault, FaultKind};
 
 /// Strings in the array (string outage removes one).
 pub const STRINGS: f64 = 12.0;
@@ -59,63 +60,18 @@ impl PvFaultKind {
     }
 }
 
-/// One fault from `start_ms` (inclusive) to `end_ms` (exclusive; `None`:
-/// never repaired).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PvFault {
-    pub kind: PvFaultKind,
-    pub start_ms: i64,
-    pub end_ms: Option<i64>,
-}
-
-impl PvFault {
-    /// `kind@START[-END]`, seconds after `base_ms`.
-    pub fn parse(spec: &str, base_ms: i64) -> Result<PvFault, String> {
-        let (kind, at) = spec
-            .split_once('@')
-            .ok_or_else(|| format!("fault {spec:?}: expected KIND@START_S[-END_S]"))?;
-        let kind = PvFaultKind::from_name(kind).ok_or_else(|| {
-            let known: Vec<_> = PvFaultKind::ALL.iter().map(|k| k.name()).collect();
-            format!(
-                "fault {spec:?}: unknown kind {kind:?} (known: {})",
-                known.join(", ")
-            )
-        })?;
-        let secs = |s: &str| {
-            s.parse::<u32>()
-                .map(|v| base_ms + i64::from(v) * 1000)
-                .map_err(|_| format!("fault {spec:?}: {s:?} is not a whole number of seconds"))
-        };
-        let (start_ms, end_ms) = match at.split_once('-') {
-            Some((a, b)) => (secs(a)?, Some(secs(b)?)),
-            None => (secs(at)?, None),
-        };
-        if end_ms.is_some_and(|e| e <= start_ms) {
-            return Err(format!("fault {spec:?}: the end must be after the start"));
-        }
-        Ok(PvFault {
-            kind,
-            start_ms,
-            end_ms,
-        })
+impl FaultKind for PvFaultKind {
+    fn kinds() -> &'static [Self] {
+        &Self::ALL
     }
 
-    fn active(&self, unix_ms: i64) -> bool {
-        unix_ms >= self.start_ms && self.end_ms.is_none_or(|e| unix_ms < e)
-    }
-
-    /// The active faults' names at `unix_ms`, sorted, joined by `+`.
-    pub fn label(faults: &[PvFault], unix_ms: i64) -> String {
-        let mut names: Vec<&str> = faults
-            .iter()
-            .filter(|f| f.active(unix_ms))
-            .map(|f| f.kind.name())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        names.join("+")
+    fn label(self) -> &'static str {
+        self.name()
     }
 }
+
+/// One PV inverter fault, active from `start_ms` to `end_ms` ([`Fault`]).
+pub type PvFault = Fault<PvFaultKind>;
 
 fn age_ms(faults: &[PvFault], kind: PvFaultKind, unix_ms: i64) -> Option<i64> {
     faults
