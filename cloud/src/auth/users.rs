@@ -250,10 +250,19 @@ pub async fn update(
         after.hourly_rate_paise = Some(rate);
     }
     after.version += 1;
-    on_tx!(tx, c => sqlx::query(
+    let updated = on_tx!(tx, c => sqlx::query(
         "UPDATE users SET display_name = $1, hourly_rate_paise = $2, updated_ms = $3, version = $4 WHERE id = $5 AND version = $6")
         .bind(&after.display_name).bind(after.hourly_rate_paise).bind(now).bind(after.version)
-        .bind(id).bind(before.version).execute(c).await.map(|_| ()))?;
+        .bind(id).bind(before.version).execute(c).await.map(|r| r.rows_affected()))?;
+    if updated != 1 {
+        // A concurrent update committed first (Postgres re-checks the
+        // version after waiting for its row lock).
+        return Err(UserError::Stale {
+            id,
+            current: before.version + 1,
+            sent: u.version,
+        });
+    }
     audit::record(
         &mut tx,
         now,
