@@ -12,112 +12,34 @@
 //! gateway's asset of the same name is not this asset.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use dcmms_cloud::auth::{Role, users};
-use dcmms_cloud::http::metrics::CloudMetrics;
-use dcmms_cloud::http::{AppState, app};
-use dcmms_cloud::{Db, audit, gateways, on_db, testing};
+use dcmms_cloud::auth::Role;
+use dcmms_cloud::{audit, gateways, on_db, testing};
 use dcmms_shared::wire::{Compression, encode};
 use dcmms_shared::{AnomalyEvent, AnomalyKind, Batch, Contribution, Quality, Sample, Series};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
+use support::Ctx;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
-const PASSWORD: &str = "correct horse battery staple";
 const S: i64 = 1000;
 
-struct Ctx {
-    db: Db,
-    caches: Arc<dcmms_cloud::db::Caches>,
-    router: axum::Router,
-    stop: CancellationToken,
-}
-
-impl Drop for Ctx {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+/// The evaluator as `start` runs it, on the router's caches, until the
+/// returned guard drops.
+fn evaluator(ctx: &Ctx) -> tokio_util::sync::DropGuard {
+    let stop = CancellationToken::new();
+    dcmms_cloud::alarms::evaluate::spawn(ctx.db.clone(), ctx.caches.clone(), stop.clone());
+    stop.drop_guard()
 }
 
 impl Ctx {
-    async fn new(url: &str) -> Ctx {
-        let db = Db::connect(url).await.unwrap();
-        let state = AppState::new(db.clone(), Arc::new(CloudMetrics::default()));
-        let stop = CancellationToken::new();
-        // The evaluator as `start` runs it, on the router's caches.
-        dcmms_cloud::alarms::evaluate::spawn(db.clone(), state.caches.clone(), stop.clone());
-        Ctx {
-            caches: state.caches.clone(),
-            router: app(state, 16 << 20),
-            db,
-            stop,
-        }
-    }
-
-    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .unwrap();
-        self.send(req).await
-    }
-
     async fn ok(&self, method: Method, uri: &str, token: &str, body: Option<Value>) -> Value {
         let (s, b) = self.call(method.clone(), uri, Some(token), body).await;
         assert!(s.is_success(), "{method} {uri}: {s} {b}");
         b
-    }
-
-    async fn user(&self, name: &str, role: Role) -> String {
-        users::create(
-            &self.db,
-            &self.caches,
-            "system:test",
-            name,
-            name,
-            role,
-            PASSWORD,
-        )
-        .await
-        .unwrap();
-        let (s, body) = self
-            .call(
-                Method::POST,
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"username": name, "password": PASSWORD})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{body}");
-        body["token"].as_str().unwrap().to_string()
     }
 
     /// Ingests one batch `seq` of `(point, [(ts, value)])` through the
@@ -216,9 +138,9 @@ fn series(from: i64, n: i64, step: i64, value: f64) -> Vec<(i64, f64)> {
 }
 
 async fn scenario(ctx: &Ctx) {
-    let admin = ctx.user("admin", Role::Admin).await;
-    let tech = ctx.user("tech", Role::Technician).await;
-    let auditor = ctx.user("auditor", Role::Auditor).await;
+    let (_, admin) = ctx.user("admin", Role::Admin).await;
+    let (_, tech) = ctx.user("tech", Role::Technician).await;
+    let (_, auditor) = ctx.user("auditor", Role::Auditor).await;
     let site = ctx
         .ok(
             Method::POST,
@@ -672,7 +594,7 @@ fn anomaly(kind: AnomalyKind, ts_ms: i64, score: f64) -> AnomalyEvent {
 }
 
 async fn anomaly_scenario(ctx: &Ctx) {
-    let admin = ctx.user("admin", Role::Admin).await;
+    let (_, admin) = ctx.user("admin", Role::Admin).await;
     let site = ctx
         .ok(
             Method::POST,
@@ -851,25 +773,33 @@ async fn anomaly_scenario(ctx: &Ctx) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_anomaly_alarms() {
     let dir = tempfile::tempdir().unwrap();
-    anomaly_scenario(&Ctx::new(&testing::sqlite_url(dir.path())).await).await;
+    let ctx = Ctx::new(&testing::sqlite_url(dir.path())).await;
+    let _evaluator = evaluator(&ctx);
+    anomaly_scenario(&ctx).await;
 }
 
 #[cfg(feature = "postgres-tests")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_anomaly_alarms() {
     let url = testing::fresh_postgres_database().await.unwrap();
-    anomaly_scenario(&Ctx::new(&url).await).await;
+    let ctx = Ctx::new(&url).await;
+    let _evaluator = evaluator(&ctx);
+    anomaly_scenario(&ctx).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_alarms_scenario() {
     let dir = tempfile::tempdir().unwrap();
-    scenario(&Ctx::new(&testing::sqlite_url(dir.path())).await).await;
+    let ctx = Ctx::new(&testing::sqlite_url(dir.path())).await;
+    let _evaluator = evaluator(&ctx);
+    scenario(&ctx).await;
 }
 
 #[cfg(feature = "postgres-tests")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_alarms_scenario() {
     let url = testing::fresh_postgres_database().await.unwrap();
-    scenario(&Ctx::new(&url).await).await;
+    let ctx = Ctx::new(&url).await;
+    let _evaluator = evaluator(&ctx);
+    scenario(&ctx).await;
 }

@@ -26,7 +26,8 @@ impl Ctx {
         let state = AppState::new(db.clone(), Arc::new(CloudMetrics::default()));
         Ctx {
             caches: state.caches.clone(),
-            router: app(state, 1 << 20),
+            // Room for ingest batches (the alarm suite sends telemetry).
+            router: app(state, 16 << 20),
             db,
         }
     }
@@ -49,6 +50,11 @@ impl Ctx {
             None => req.body(Body::empty()),
         }
         .unwrap();
+        self.send(req).await
+    }
+
+    /// Sends `req` as it is (e.g. a binary ingest batch); status and JSON body.
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
