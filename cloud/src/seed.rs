@@ -1,14 +1,17 @@
 //! Demo data: a living solar park for `dcmms-demo`, so a newcomer logs in
 //! and finds users of every role, a site with its asset tree (inverters with
-//! their strings, transformers, a weather station, the revenue meter) and
-//! work orders in several states. Written through the same stores as the
+//! their strings, transformers, a weather station, the revenue meter), a
+//! parts catalogue stocked in the site's store, preventive-maintenance plans
+//! and work orders in several states. Written through the same stores as the
 //! API, so every record is validated and audited.
 
 use crate::assets::{self, AssetFields, SiteFields, SiteKind};
 use crate::auth::{Principal, Role, users};
 use crate::db::{Caches, Db};
 use crate::http::problem::AppError;
+use crate::inventory::{self, NewPart, NewStore, Receipt, StockSettings};
 use crate::on_db;
+use crate::pm::{self, PlanFields, PlanKind, schedule::Schedule, schedule::Unit};
 use crate::work_orders::{Action, Reason, store};
 use serde_json::json;
 
@@ -232,6 +235,212 @@ pub async fn seed_demo(db: &Db, caches: &Caches, inverters: usize) -> Result<boo
     .await
     .map_err(failed("meter"))?;
 
+    // The site store and its spares: (part number, name, unit, ₹ paise,
+    // on hand, reorder point, reorder quantity).
+    let store = inventory::create_store(
+        db,
+        caches,
+        &actor,
+        &NewStore {
+            site_id: site.id,
+            name: "BHD-04 O&M store (container 2)".into(),
+        },
+    )
+    .await
+    .map_err(failed("store"))?;
+    let catalogue: [(&str, &str, &str, i64, i64, i64, i64); 8] = [
+        (
+            "SMA-FAN-PEAK3",
+            "Inverter cabinet fan, Sunny Highpower PEAK3",
+            "each",
+            1_850_000,
+            6,
+            2,
+            6,
+        ),
+        (
+            "SMA-FLT-PEAK3",
+            "Inverter air inlet filter mat",
+            "each",
+            120_000,
+            20,
+            8,
+            20,
+        ),
+        (
+            "FUSE-DC-20A",
+            "PV string fuse 20 A 1500 V gPV",
+            "each",
+            65_000,
+            40,
+            12,
+            40,
+        ),
+        (
+            "MC4-PAIR",
+            "MC4 connector pair, Stäubli EVO 2",
+            "each",
+            45_000,
+            100,
+            30,
+            100,
+        ),
+        (
+            "SPD-T2-DC",
+            "Type 2 DC surge arrester cartridge",
+            "each",
+            420_000,
+            8,
+            3,
+            8,
+        ),
+        (
+            "TX-SILICA-1KG",
+            "Transformer breather silica gel",
+            "kg",
+            60_000,
+            10,
+            4,
+            10,
+        ),
+        (
+            "TX-OIL-SAMPLE",
+            "Transformer oil sample kit (DGA)",
+            "each",
+            250_000,
+            4,
+            1,
+            4,
+        ),
+        (
+            "CLN-DETERGENT",
+            "Module cleaning detergent, pH neutral",
+            "l",
+            35_000,
+            200,
+            50,
+            200,
+        ),
+    ];
+    for (number, name, unit, cost, on_hand, reorder_point, reorder_qty) in catalogue {
+        let part = inventory::create_part(
+            db,
+            caches,
+            &actor,
+            &NewPart {
+                part_number: number.into(),
+                name: name.into(),
+                unit: unit.into(),
+                unit_cost_paise: cost,
+            },
+        )
+        .await
+        .map_err(failed("part"))?;
+        let stock = inventory::receive(
+            db,
+            caches,
+            &actor,
+            store.id,
+            &Receipt {
+                part_id: part.id,
+                quantity: on_hand,
+                reference: "opening stock".into(),
+            },
+        )
+        .await
+        .map_err(failed("stock"))?;
+        inventory::update_settings(
+            db,
+            caches,
+            &actor,
+            store.id,
+            part.id,
+            &StockSettings {
+                version: stock.version,
+                reorder_point: Some(reorder_point),
+                reorder_qty: Some(reorder_qty),
+            },
+        )
+        .await
+        .map_err(failed("reorder point"))?;
+    }
+
+    // PM plans, in the site's time zone, anchored at the next local 06:00.
+    let now = crate::gateways::now_ms();
+    let ist = 330 * 60_000;
+    let day = 86_400_000;
+    let anchor = (now + ist).div_euclid(day) * day + day + 6 * 3_600_000 - ist;
+    let tz = Some("Asia/Kolkata".to_string());
+    let plans = [
+        (
+            "Inverter PM: air filters, fans, DC terminal torque",
+            "Clean or replace inlet filter mats (SMA-FLT-PEAK3); check both cabinet fans run; re-torque DC terminals to 6 Nm; thermal scan of AC terminals.",
+            first_inverter,
+            PlanKind::Preventive,
+            Schedule::Calendar {
+                every: 1,
+                unit: Unit::Month,
+                anchor_ms: anchor,
+                utc_offset_minutes: 0,
+                time_zone: tz.clone(),
+            },
+        ),
+        (
+            "Module cleaning, block 4",
+            "Dry brush then wet clean with pH-neutral detergent before 09:00; log soiling loss estimate before and after.",
+            None,
+            PlanKind::Preventive,
+            Schedule::Rrule {
+                rrule: "FREQ=WEEKLY;BYDAY=MO,TH".into(),
+                anchor_ms: anchor,
+                utc_offset_minutes: 0,
+                time_zone: tz.clone(),
+            },
+        ),
+        (
+            "Transformer TX-01: oil sample (DGA) and breather",
+            "Take an oil sample for dissolved gas analysis; replace breather silica gel if more than two-thirds pink.",
+            Some(tx1.id),
+            PlanKind::Inspection,
+            Schedule::Calendar {
+                every: 3,
+                unit: Unit::Month,
+                anchor_ms: anchor,
+                utc_offset_minutes: 0,
+                time_zone: tz.clone(),
+            },
+        ),
+        (
+            "INV-01 cabinet fan replacement",
+            "Replace both cabinet fans (SMA-FAN-PEAK3) every 20,000 running hours.",
+            first_inverter,
+            PlanKind::Preventive,
+            Schedule::Meter {
+                role: "running_hours".into(),
+                every: 20_000.0,
+                start_value: 0.0,
+            },
+        ),
+    ];
+    for (title, description, asset_id, kind, schedule) in plans {
+        pm::create_plan(
+            db,
+            caches,
+            &sup,
+            &PlanFields {
+                site_id: Some(site.id),
+                asset_id,
+                title: Some(title.into()),
+                description: Some(description.into()),
+                kind: Some(kind),
+                schedule: Some(schedule),
+                ..PlanFields::default()
+            },
+        )
+        .await
+        .map_err(failed("PM plan"))?;
+    }
+
     // Work orders in several states, as a week of operations leaves them.
     let inv = first_inverter;
     let new = |kind, title: &str, priority, assignee: Option<i64>| store::NewWorkOrder {
@@ -316,4 +525,25 @@ pub async fn seed_demo(db: &Db, caches: &Caches, inverters: usize) -> Result<boo
     .await
     .map_err(failed("work order"))?;
     Ok(true)
+}
+
+/// Links each demo inverter's `ac_power` point to its asset (role
+/// `ac_power`) once the edge has sent it, so the inverter's meters (running
+/// hours, energy; docs/specs/meters.md) and its fan-replacement plan have
+/// data. Idempotent; returns how many links it made.
+pub async fn link_demo_points(db: &Db, caches: &Caches) -> Result<usize, SeedError> {
+    let pairs: Vec<(i64, i64)> = on_db!(db, p => sqlx::query_as(
+        "SELECT a.id, p.id FROM assets a JOIN points p ON p.device = LOWER(a.name) AND p.point = 'ac_power' \
+         WHERE a.class = 'inverter' \
+           AND NOT EXISTS (SELECT 1 FROM asset_points ap WHERE ap.asset_id = a.id AND ap.role = 'ac_power') \
+         ORDER BY a.id")
+        .fetch_all(p).await)?;
+    let mut n = 0;
+    for (asset, point) in pairs {
+        assets::link_point(db, caches, "system:seed", asset, point, "ac_power")
+            .await
+            .map_err(failed("point link"))?;
+        n += 1;
+    }
+    Ok(n)
 }

@@ -626,6 +626,12 @@ fn endpoints(
             Some(Permission::Read),
         ),
         (
+            Method::GET,
+            format!("/api/v1/assets/{asset}/meters"),
+            None,
+            Some(Permission::Read),
+        ),
+        (
             Method::POST,
             format!("/api/v1/assets/{asset}/points"),
             Some(json!({"point_id": 999_999, "role": "ac_power"})),
@@ -1201,5 +1207,86 @@ async fn demo_seed_builds_a_living_site_once() {
         .collect();
     statuses.sort_unstable();
     assert_eq!(statuses, ["IN_PROGRESS", "REQUESTED", "WAITING"]);
+
+    // The parts catalogue, stocked, with reorder points.
+    let (_, stock) = ctx
+        .call(Method::GET, "/api/v1/stock?limit=100", Some(token), None)
+        .await;
+    let stock = stock["items"].as_array().unwrap();
+    assert_eq!(stock.len(), 8, "{stock:?}");
+    assert!(
+        stock
+            .iter()
+            .all(|r| r["on_hand"].as_i64() > r["reorder_point"].as_i64()
+                && r["reorder_point"].as_i64() > Some(0)),
+        "{stock:?}"
+    );
+    // PM plans in the site's time zone; the generator turns them into work
+    // orders over the horizon (weekly cleaning ×8 or 9, monthly inverter PM ×1
+    // or 2,
+    // quarterly transformer inspection; the meter plan has no reading yet).
+    let (_, plans) = ctx
+        .call(Method::GET, "/api/v1/pm/plans", Some(token), None)
+        .await;
+    let plans = plans["items"].as_array().unwrap();
+    assert_eq!(plans.len(), 4, "{plans:?}");
+    assert_eq!(
+        plans
+            .iter()
+            .filter(|p| p["schedule"]["time_zone"] == "Asia/Kolkata")
+            .count(),
+        3,
+        "{plans:?}"
+    );
+    let report =
+        dcmms_cloud::pm::generate::generate(&ctx.db, &ctx.caches, dcmms_cloud::gateways::now_ms())
+            .await
+            .unwrap();
+    assert!((10..=12).contains(&report.generated), "{report:?}");
+
+    // Once the edge has sent inv-01's power, the demo links it to INV-01.
+    on_db!(&ctx.db, p => sqlx::query("INSERT INTO gateways (id, name, secret_sha256, created_ms) VALUES ('demo-gw', 'gw', 'x', 0)")
+        .execute(p).await.unwrap().rows_affected());
+    on_db!(&ctx.db, p => sqlx::query(
+        "INSERT INTO points (gateway_id, device, point, unit) VALUES ('demo-gw', 'inv-01', 'ac_power', 'W'), ('demo-gw', 'inv-01', 'dc_power', 'W')")
+        .execute(p).await.unwrap().rows_affected());
+    assert_eq!(
+        dcmms_cloud::seed::link_demo_points(&ctx.db, &ctx.caches)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        dcmms_cloud::seed::link_demo_points(&ctx.db, &ctx.caches)
+            .await
+            .unwrap(),
+        0,
+        "idempotent"
+    );
+    let inv1 = inv["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "INV-01")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (_, links) = ctx
+        .call(
+            Method::GET,
+            &format!("/api/v1/assets/{inv1}/points"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            links[0]["role"].as_str(),
+            links[0]["point"].as_str(),
+            links.as_array().map(|a| a.len())
+        ),
+        (Some("ac_power"), Some("ac_power"), Some(1)),
+        "{links}"
+    );
     assert!(audit::verify(&ctx.db).await.unwrap() > 20);
 }

@@ -151,6 +151,16 @@ async fn scenario(ctx: &Ctx) {
         "{b}"
     );
     let mut bad = weekly.clone();
+    bad["schedule"] = json!({"type": "calendar", "every": 7, "unit": "day", "anchor_ms": anchor, "time_zone": "Asia/Calcutta-ish"});
+    let (s, b) = ctx
+        .call(Method::POST, "/api/v1/pm/plans", Some(&sup), Some(bad))
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("schedule.time_zone")),
+        "{b}"
+    );
+    let mut bad = weekly.clone();
     bad["site_id"] = json!(site2);
     let (s, b) = ctx
         .call(Method::POST, "/api/v1/pm/plans", Some(&sup), Some(bad))
@@ -370,6 +380,139 @@ async fn scenario(ctx: &Ctx) {
         got,
         vec![(1, 500.25, t0 - 2 * HOUR), (2, 1000.25, t0 - HOUR / 2)]
     );
+
+    // The inverter's meters: running hours read from its counter point.
+    let (s, m) = ctx
+        .call(
+            Method::GET,
+            &format!("/api/v1/assets/{inv}/meters"),
+            Some(&tech),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    assert_eq!(
+        (
+            m[0]["name"].as_str(),
+            m[0]["value"].as_f64(),
+            m[0]["source"].as_str(),
+            m[0]["at_ms"].as_i64()
+        ),
+        (
+            Some("running_hours"),
+            Some(1000.25),
+            Some("reading"),
+            Some(t0 - HOUR / 2)
+        ),
+        "{m}"
+    );
+
+    // Derived meters: an inverter with only an AC power point (W). Eight
+    // 15-minute buckets: 4 running throughout (min > 0), 2 with a start or
+    // stop (min 0, max > 0), 2 at night; one bucket still in the deltas.
+    let (_, inv4) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/assets",
+            Some(&admin),
+            Some(json!({"site_id": site, "name": "INV-04", "class": "inverter"})),
+        )
+        .await;
+    let inv4 = inv4["id"].as_i64().unwrap();
+    let (power,): (i64,) = on_db!(&ctx.db, p => sqlx::query_as(
+        "INSERT INTO points (gateway_id, device, point, unit) VALUES ('gw-pm', 'inv4', 'W', 'W') RETURNING id")
+        .fetch_one(p).await.unwrap());
+    let (s, b) = ctx
+        .call(
+            Method::POST,
+            &format!("/api/v1/assets/{inv4}/points"),
+            Some(&admin),
+            Some(json!({"point_id": power, "role": "ac_power"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    const B: i64 = 900_000;
+    let base = (t0 - DAY).div_euclid(B) * B;
+    // (bucket, count, sum, min, max): mean power 80 kW when running.
+    let buckets = [
+        (0i64, 15i64, 0.0f64, 0.0f64, 0.0f64),
+        (1, 15, 600_000.0, 0.0, 60_000.0),
+        (2, 15, 1_200_000.0, 70_000.0, 90_000.0),
+        (3, 15, 1_200_000.0, 70_000.0, 90_000.0),
+        (4, 15, 1_200_000.0, 70_000.0, 90_000.0),
+        (5, 15, 1_200_000.0, 70_000.0, 90_000.0),
+        (6, 15, 300_000.0, 0.0, 40_000.0),
+        (7, 15, -150.0, -10.0, 0.0),
+    ];
+    for (k, count, sum, min, max) in buckets {
+        let table = if k == 5 {
+            "rollup_deltas"
+        } else {
+            "rollups_15m"
+        };
+        let sql = format!(
+            "INSERT INTO {table} (point_id, bucket_ms, samples, count, sum, min, max) VALUES ($1, $2, $3, $3, $4, $5, $6)"
+        );
+        on_db!(&ctx.db, p => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(power).bind(base + k * B).bind(count).bind(sum).bind(min).bind(max)
+            .execute(p).await.unwrap().rows_affected());
+    }
+    let (s, m) = ctx
+        .call(
+            Method::GET,
+            &format!("/api/v1/assets/{inv4}/meters"),
+            Some(&tech),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let meter = |name: &str| {
+        m.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} meter in {m}"))
+    };
+    let hours = meter("running_hours");
+    assert_eq!(hours["source"], "derived", "{m}");
+    assert_eq!(
+        hours["value"].as_f64(),
+        Some(4.0 * 0.25 + 2.0 * 0.125),
+        "{m}"
+    );
+    assert_eq!(hours["at_ms"].as_i64(), Some(base + 8 * B), "{m}");
+    // Energy: (40 + 4 × 80 + 20) kW × 0.25 h = 0.095 MWh; night import not counted.
+    let mwh = meter("energy_mwh")["value"].as_f64().unwrap();
+    assert!((mwh - 0.095).abs() < 1e-9, "{m}");
+    let (s, _) = ctx
+        .call(
+            Method::GET,
+            "/api/v1/assets/999999/meters",
+            Some(&tech),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A meter plan on derived running hours: due once 1 h is reached.
+    let (s, plan4) = ctx
+        .call(
+            Method::POST,
+            "/api/v1/pm/plans",
+            Some(&admin),
+            Some(
+                json!({"site_id": site, "asset_id": inv4, "title": "Inverter fan check",
+                "schedule": {"type": "meter", "role": "running_hours", "every": 1.0}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{plan4}");
+    assert_eq!(ctx.generate(t0).await.generated, 1);
+    let occ = ctx.occurrences(&tech, plan4["id"].as_i64().unwrap()).await;
+    assert_eq!(occ.len(), 1, "{occ:?}");
+    assert_eq!(occ[0]["meter_value"].as_f64(), Some(1.25));
+    assert_eq!(occ[0]["due_ms"].as_i64(), Some(base + 8 * B));
 
     // Compliance over [t0, t0 + 60 d) on the first site: the 9 weekly
     // occurrences at +1 … +57 d (the meter ones are due before t0).

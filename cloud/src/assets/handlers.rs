@@ -194,6 +194,24 @@ pub async fn link_point(
     Ok((StatusCode::CREATED, Json(p)))
 }
 
+/// The asset's meters (running hours, energy): read from a counter point
+/// linked with the meter's role, or derived from its `ac_power` point.
+#[utoipa::path(get, path = "/api/v1/assets/{id}/meters", tag = "assets",
+    responses((status = 200, body = Vec<super::meters::Meter>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn asset_meters(
+    State(st): State<AppState>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<super::meters::Meter>>, AppError> {
+    who.require(Permission::Read)?;
+    if super::get_asset(&st.db, id).await?.is_none() {
+        return Err(AppError::not_found("asset", id));
+    }
+    Ok(Json(
+        super::meters::meters(&st.db, id, crate::gateways::now_ms()).await?,
+    ))
+}
+
 /// The telemetry points linked to an asset.
 #[utoipa::path(get, path = "/api/v1/assets/{id}/points", tag = "assets",
     responses((status = 200, body = Vec<AssetPoint>)))]

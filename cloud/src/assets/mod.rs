@@ -2,13 +2,15 @@
 //! with links from assets to telemetry points.
 //!
 //! - this file: the records, their validation and the store;
-//! - [`handlers`]: `/api/v1/sites…` and `/api/v1/assets…`.
+//! - [`handlers`]: `/api/v1/sites…` and `/api/v1/assets…`;
+//! - [`meters`]: running hours and energy, read or derived from telemetry.
 //!
 //! Every update carries the `version` the client read; the store bumps it
 //! in the same statement that checks it, so two concurrent editors cannot
 //! both win. Every change is written to the audit log in its transaction.
 
 pub mod handlers;
+pub mod meters;
 
 use crate::audit;
 use crate::db::{Caches, Db, WriteTx};

@@ -107,6 +107,7 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         assets::handlers::update_asset,
         assets::handlers::link_point,
         assets::handlers::asset_points,
+        assets::handlers::asset_meters,
         work_orders::handlers::create,
         work_orders::handlers::list,
         work_orders::handlers::get,
@@ -148,7 +149,7 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         auth::handlers::LoginRequest, auth::handlers::LoginResponse, auth::handlers::Me,
         auth::handlers::NewUser, auth::handlers::NewToken, auth::handlers::TokenCreated,
         assets::Site, assets::SiteFields, assets::SiteKind, assets::Asset, assets::AssetFields,
-        assets::AssetPoint, assets::handlers::PointLink,
+        assets::AssetPoint, assets::handlers::PointLink, assets::meters::Meter,
         work_orders::store::WorkOrder, work_orders::store::NewWorkOrder, work_orders::store::WorkOrderEdit,
         work_orders::store::Kind, work_orders::store::HistoryEntry, work_orders::Reason, work_orders::Action,
         work_orders::handlers::TransitionRequest, audit::AuditEntry, audit::handlers::Verification,
@@ -232,6 +233,10 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .route(
             "/api/v1/assets/{id}/points",
             get(assets::handlers::asset_points).post(assets::handlers::link_point),
+        )
+        .route(
+            "/api/v1/assets/{id}/meters",
+            get(assets::handlers::asset_meters),
         )
         .route(
             "/api/v1/work-orders",

@@ -8,8 +8,9 @@
 //!   down) are recorded as `missed` without a work order, except the most
 //!   recent of them, which does get one (the work is still owed once, not
 //!   once per missed period). The others each get a work order due at `t`.
-//! - meter plans: the latest reading of the asset's point linked with the
-//!   plan's role; when it reaches the previous occurrence's reading (or
+//! - meter plans: the asset's meter of the plan's role
+//!   ([`crate::assets::meters::value_for_role`]: a reading, or derived from
+//!   `ac_power`); when it reaches the previous occurrence's reading (or
 //!   `start_value`) + `every`, one work order due at the reading's time.
 //!
 //! Each occurrence is claimed by inserting `(plan_id, occurrence_key)` into
@@ -151,12 +152,8 @@ async fn meter_plan(
     let Some(asset) = plan.asset_id else {
         return Ok(());
     };
-    let reading: Option<(Option<f64>, i64)> = crate::on_db!(db, p => sqlx::query_as(
-        "SELECT s.value, s.ts_ms FROM asset_points ap JOIN samples s ON s.point_id = ap.point_id \
-         WHERE ap.asset_id = $1 AND ap.role = $2 AND s.value IS NOT NULL AND s.ts_ms <= $3 \
-         ORDER BY s.ts_ms DESC LIMIT 1")
-        .bind(asset).bind(role).bind(now).fetch_optional(p).await)?;
-    let Some((Some(value), ts)) = reading else {
+    let Some((value, ts)) = crate::assets::meters::value_for_role(db, asset, role, now).await?
+    else {
         return Ok(());
     };
     let last: Option<(i64, Option<f64>)> = crate::on_db!(db, p => sqlx::query_as(

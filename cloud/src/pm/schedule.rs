@@ -1,16 +1,20 @@
 //! Schedules of PM plans and their date arithmetic, pure and unit-tested.
 //!
-//! Times are UTC Unix ms. Calendar steps are taken in the plan's local time,
-//! a fixed offset from UTC (`utc_offset_minutes`, e.g. 330 for Asia/Kolkata):
-//! days and weeks are exact multiples of 24 h; a month step keeps the
-//! anchor's day of month and time of day and clamps to the month's last day
-//! (anchor 31 Jan → 28/29 Feb → 31 Mar: each occurrence is computed from the
-//! anchor, so clamping never drifts). Daylight-saving changes are not
-//! followed (a fixed offset).
+//! Times are UTC Unix ms. Calendar steps are taken in the plan's local time:
+//! an IANA time zone (`time_zone`, e.g. `Europe/Berlin`), whose daylight-
+//! saving changes are followed, or else a fixed offset from UTC
+//! (`utc_offset_minutes`, e.g. 330 for Asia/Kolkata). Every occurrence keeps
+//! the anchor's local time of day; days and weeks step the local date; a
+//! month step keeps the anchor's day of month and clamps to the month's last
+//! day (anchor 31 Jan → 28/29 Feb → 31 Mar: each occurrence is computed from
+//! the anchor, so clamping never drifts). A local time that a DST change
+//! skips is read with the offset before the gap, and one it repeats is the
+//! first of the two (RFC 5545 §3.3.5).
 //!
 //! RRULE subset (RFC 5545): `FREQ=DAILY|WEEKLY|MONTHLY`, `INTERVAL=n`,
 //! and for WEEKLY `BYDAY=MO,TU,…`; nothing else is accepted.
 
+use chrono::{DateTime, Offset, TimeZone};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -36,10 +40,13 @@ pub enum Schedule {
         every: i64,
         unit: Unit,
         anchor_ms: i64,
-        /// The site's offset from UTC in minutes (fixed, no DST), used for
-        /// month steps. Default 0.
+        /// The site's offset from UTC in minutes (fixed, no DST). Default 0.
+        /// Must be 0 when `time_zone` is given.
         #[serde(default)]
         utc_offset_minutes: i64,
+        /// IANA time zone of the plan's local time (DST followed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_zone: Option<String>,
     },
     /// An RRULE subset, e.g. `FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH`, starting at
     /// `anchor_ms` (its time of day is every occurrence's).
@@ -48,6 +55,8 @@ pub enum Schedule {
         anchor_ms: i64,
         #[serde(default)]
         utc_offset_minutes: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_zone: Option<String>,
     },
     /// Every `every` units of the meter read from the asset's telemetry point
     /// linked with `role` (e.g. `running_hours`, `energy_mwh`), counted from
@@ -81,10 +90,59 @@ pub struct Recurrence {
     pub every: i64,
     pub unit: Unit,
     pub anchor_ms: i64,
-    pub offset_ms: i64,
+    pub zone: Zone,
     /// WEEKLY only: weekdays, 0 = Monday … 6 = Sunday, sorted; empty = the
     /// anchor's weekday.
     pub byday: Vec<i64>,
+}
+
+/// The local time of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    /// A fixed offset from UTC.
+    Fixed { offset_ms: i64 },
+    /// An IANA time zone.
+    Iana(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// Local wall-clock time of `utc_ms`, as ms since 1970-01-01 00:00 local.
+    pub fn local(&self, utc_ms: i64) -> i64 {
+        match self {
+            Zone::Fixed { offset_ms } => utc_ms + offset_ms,
+            Zone::Iana(tz) => match DateTime::from_timestamp_millis(utc_ms) {
+                Some(t) => {
+                    let off = tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+                    utc_ms + i64::from(off.local_minus_utc()) * 1000
+                }
+                None => utc_ms,
+            },
+        }
+    }
+
+    /// The UTC time of a local wall-clock time: in a DST gap, read with the
+    /// offset before the gap; in a repeated hour, the first of the two.
+    pub fn utc(&self, local_ms: i64) -> i64 {
+        match self {
+            Zone::Fixed { offset_ms } => local_ms - offset_ms,
+            Zone::Iana(tz) => {
+                let Some(naive) = DateTime::from_timestamp_millis(local_ms).map(|t| t.naive_utc())
+                else {
+                    return local_ms;
+                };
+                match tz.from_local_datetime(&naive).earliest() {
+                    Some(t) => t.timestamp_millis(),
+                    None => {
+                        // A gap: DST changes are at least a day apart, so the
+                        // offset a day earlier is the one before the gap.
+                        let before = naive - chrono::Duration::days(1);
+                        let off = tz.offset_from_utc_datetime(&before).fix();
+                        local_ms - i64::from(off.local_minus_utc()) * 1000
+                    }
+                }
+            }
+        }
+    }
 }
 
 const WEEKDAYS: [&str; 7] = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
@@ -162,12 +220,28 @@ impl Schedule {
             }
             Ok(())
         };
+        let zone = |offset_min: i64, tz: &Option<String>| match tz {
+            None => Ok(Zone::Fixed {
+                offset_ms: offset_min * MINUTE_MS,
+            }),
+            Some(_) if offset_min != 0 => Err(err(
+                "schedule.utc_offset_minutes",
+                "give time_zone or utc_offset_minutes, not both",
+            )),
+            Some(name) => name.parse::<chrono_tz::Tz>().map(Zone::Iana).map_err(|_| {
+                err(
+                    "schedule.time_zone",
+                    format!("{name:?} is not an IANA time zone (e.g. Asia/Kolkata)"),
+                )
+            }),
+        };
         match self {
             Schedule::Calendar {
                 every,
                 unit,
                 anchor_ms,
                 utc_offset_minutes,
+                time_zone,
             } => {
                 if !(1..=1000).contains(every) {
                     return Err(err("schedule.every", "must be an integer 1 to 1000"));
@@ -177,7 +251,7 @@ impl Schedule {
                     every: *every,
                     unit: *unit,
                     anchor_ms: *anchor_ms,
-                    offset_ms: utc_offset_minutes * MINUTE_MS,
+                    zone: zone(*utc_offset_minutes, time_zone)?,
                     byday: Vec::new(),
                 }))
             }
@@ -185,6 +259,7 @@ impl Schedule {
                 rrule,
                 anchor_ms,
                 utc_offset_minutes,
+                time_zone,
             } => {
                 let (every, unit, byday) = parse_rrule(rrule)?;
                 check_common(*anchor_ms, *utc_offset_minutes)?;
@@ -192,7 +267,7 @@ impl Schedule {
                     every,
                     unit,
                     anchor_ms: *anchor_ms,
-                    offset_ms: utc_offset_minutes * MINUTE_MS,
+                    zone: zone(*utc_offset_minutes, time_zone)?,
                     byday,
                 }))
             }
@@ -282,12 +357,13 @@ pub fn weekday(days: i64) -> i64 {
 impl Recurrence {
     /// The occurrences of period `k` (k ≥ 0), sorted, in UTC ms.
     fn period(&self, k: i64) -> Vec<i64> {
-        let local = self.anchor_ms + self.offset_ms;
+        let local = self.zone.local(self.anchor_ms);
+        let utc = |l: i64| self.zone.utc(l);
         match self.unit {
-            Unit::Day => vec![self.anchor_ms + k * self.every * DAY_MS],
-            Unit::Month => vec![add_months(local, k * self.every) - self.offset_ms],
+            Unit::Day => vec![utc(local + k * self.every * DAY_MS)],
+            Unit::Month => vec![utc(add_months(local, k * self.every))],
             Unit::Week if self.byday.is_empty() => {
-                vec![self.anchor_ms + k * self.every * 7 * DAY_MS]
+                vec![utc(local + k * self.every * 7 * DAY_MS)]
             }
             Unit::Week => {
                 let days = local.div_euclid(DAY_MS);
@@ -295,7 +371,7 @@ impl Recurrence {
                 let monday = days - weekday(days) + k * self.every * 7;
                 self.byday
                     .iter()
-                    .map(|wd| (monday + wd) * DAY_MS + tod - self.offset_ms)
+                    .map(|wd| utc((monday + wd) * DAY_MS + tod))
                     .filter(|t| *t >= self.anchor_ms)
                     .collect()
             }
@@ -358,6 +434,7 @@ mod tests {
             unit,
             anchor_ms: anchor,
             utc_offset_minutes: off,
+            time_zone: None,
         }
         .recurrence()
         .unwrap()
@@ -473,6 +550,7 @@ mod tests {
             rrule: "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH".into(),
             anchor_ms: anchor,
             utc_offset_minutes: 0,
+            time_zone: None,
         }
         .recurrence()
         .unwrap()
@@ -496,6 +574,7 @@ mod tests {
             unit: Unit::Day,
             anchor_ms: 0,
             utc_offset_minutes: 0,
+            time_zone: None,
         };
         assert_eq!(bad.recurrence().unwrap_err().field, "schedule.every");
         let bad = Schedule::Meter {
@@ -509,9 +588,105 @@ mod tests {
             unit: Unit::Day,
             anchor_ms: 0,
             utc_offset_minutes: 5000,
+            time_zone: None,
         };
         assert_eq!(
             bad.recurrence().unwrap_err().field,
+            "schedule.utc_offset_minutes"
+        );
+    }
+
+    fn zoned(every: i64, unit: Unit, anchor: i64, tz: &str) -> Recurrence {
+        Schedule::Calendar {
+            every,
+            unit,
+            anchor_ms: anchor,
+            utc_offset_minutes: 0,
+            time_zone: Some(tz.into()),
+        }
+        .recurrence()
+        .unwrap()
+        .unwrap()
+    }
+
+    #[test]
+    fn time_zones_keep_the_local_time_of_day_across_dst() {
+        // Berlin: CET (UTC+1) until 2026-03-29 01:00 UTC, then CEST (UTC+2).
+        // Daily at 06:00 local from 2026-03-27 (05:00 UTC).
+        let r = zoned(1, Unit::Day, ms(2026, 3, 27, 5), "Europe/Berlin");
+        assert_eq!(
+            r.between(0, ms(2026, 3, 31, 0)),
+            vec![
+                ms(2026, 3, 27, 5),
+                ms(2026, 3, 28, 5),
+                ms(2026, 3, 29, 4), // 06:00 CEST
+                ms(2026, 3, 30, 4),
+            ]
+        );
+        // Monthly on the 15th at 09:00 local, across the autumn change.
+        let r = zoned(1, Unit::Month, ms(2026, 9, 15, 7), "Europe/Berlin");
+        assert_eq!(
+            r.between(0, ms(2026, 12, 1, 0)),
+            vec![ms(2026, 9, 15, 7), ms(2026, 10, 15, 7), ms(2026, 11, 15, 8)]
+        );
+        // Asia/Kolkata has no DST: the same as a fixed +330 minutes.
+        let a = ms(2025, 1, 30, 19);
+        assert_eq!(
+            zoned(1, Unit::Month, a, "Asia/Kolkata").between(a - 1, a + 400 * DAY_MS),
+            cal(1, Unit::Month, a, 330).between(a - 1, a + 400 * DAY_MS)
+        );
+    }
+
+    #[test]
+    fn dst_gaps_and_repeats_follow_rfc_5545() {
+        // New York, 2026-03-08: 02:00 EST jumps to 03:00 EDT. A daily 02:30
+        // occurrence is read with the offset before the gap (EST, UTC-5):
+        // 07:30 UTC, which is 03:30 EDT.
+        let r = zoned(
+            1,
+            Unit::Day,
+            ms(2026, 3, 7, 7) + 30 * MINUTE_MS,
+            "America/New_York",
+        );
+        let got = r.between(0, ms(2026, 3, 10, 0));
+        assert_eq!(got[1], ms(2026, 3, 8, 7) + 30 * MINUTE_MS);
+        assert_eq!(got[2], ms(2026, 3, 9, 6) + 30 * MINUTE_MS, "02:30 EDT");
+        // 2026-11-01: 01:30 happens twice; the first (EDT, 05:30 UTC) counts.
+        let r = zoned(
+            1,
+            Unit::Day,
+            ms(2026, 10, 31, 5) + 30 * MINUTE_MS,
+            "America/New_York",
+        );
+        assert_eq!(
+            r.between(0, ms(2026, 11, 3, 0)),
+            vec![
+                ms(2026, 10, 31, 5) + 30 * MINUTE_MS,
+                ms(2026, 11, 1, 5) + 30 * MINUTE_MS,
+                ms(2026, 11, 2, 6) + 30 * MINUTE_MS, // 01:30 EST
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_time_zones_name_the_field() {
+        let s = Schedule::Calendar {
+            every: 1,
+            unit: Unit::Day,
+            anchor_ms: 0,
+            utc_offset_minutes: 0,
+            time_zone: Some("Mars/Olympus".into()),
+        };
+        assert_eq!(s.recurrence().unwrap_err().field, "schedule.time_zone");
+        let s = Schedule::Calendar {
+            every: 1,
+            unit: Unit::Day,
+            anchor_ms: 0,
+            utc_offset_minutes: 60,
+            time_zone: Some("Europe/Berlin".into()),
+        };
+        assert_eq!(
+            s.recurrence().unwrap_err().field,
             "schedule.utc_offset_minutes"
         );
     }
@@ -523,6 +698,7 @@ mod tests {
             unit,
             anchor_ms: 0,
             utc_offset_minutes: 0,
+            time_zone: None,
         };
         assert_eq!(s(7, Unit::Day).default_grace_days(), 1);
         assert_eq!(s(1, Unit::Month).default_grace_days(), 3);

@@ -217,10 +217,18 @@ async fn main() -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(cli.status_every.max(1)));
     tick.tick().await;
     let deadline = cli.exit_after.map(|s| started + Duration::from_secs(s));
+    let mut linked = 0;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = tick.tick() => {}
+        }
+        if linked < cli.inverters {
+            // Inverter power points appear with the edge's first batch.
+            match dcmms_cloud::seed::link_demo_points(&cloud.db, &cloud.caches).await {
+                Ok(n) => linked += n,
+                Err(e) => tracing::warn!(error = %e, "cannot link the inverters' power points"),
+            }
         }
         let s = edge.status();
         let power_kw: f64 = (0..fleet.len())

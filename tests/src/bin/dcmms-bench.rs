@@ -50,6 +50,11 @@ struct Cli {
     /// beyond a standing one-hour backlog; disk use and RSS are printed per day.
     #[arg(long, default_value_t = 0)]
     churn_days: u64,
+    /// Hours of an outage backlog to fill (0 = skip): the site's 500 ms
+    /// batches appended durably, with compaction run every 30 s of data as
+    /// the agent runs it; sled's whole directory is measured every 6 hours.
+    #[arg(long, default_value_t = 0)]
+    outage_hours: u64,
     /// Skip the SQLite ingest figure.
     #[arg(long)]
     no_sqlite: bool,
@@ -162,6 +167,9 @@ async fn main() -> anyhow::Result<()> {
         "| peak RSS of this process | {:.1} MiB |",
         peak_rss_kib() as f64 / 1024.0
     );
+    if cli.outage_hours > 0 {
+        outage_fill(&batches, rate, cli.outage_hours, dir.path()).await?;
+    }
     if cli.churn_days > 0 {
         churn(&batches, rate, cli.churn_days, dir.path()).await?;
     }
@@ -383,6 +391,73 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// A long outage as the agent lives it: 500 ms batches appended durably,
+/// compaction every 30 s of data (the agent's default cadence), nothing sent.
+/// Prints the logical and the on-disk bytes per sample every 6 hours.
+async fn outage_fill(
+    batches: &[Vec<Series>],
+    rate: f64,
+    hours: u64,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let path = dir.join("outage");
+    let metrics = EdgeMetrics::default();
+    let limits = Limits {
+        max_bytes: u64::MAX / 2,
+        ..Limits::default()
+    };
+    let compact_every = (limits.compact_after_ms / 500).max(1) as u64;
+    let buf = Buffer::open(&path, 64 << 20, limits.clone(), "bench-gw", metrics.clone())?;
+    let per_batch = (rate / 2.0).max(1.0);
+    let total_batches = (hours as f64 * 3_600.0 * 2.0).round() as u64;
+    let cycle_ms = batches.len() as i64 * 500;
+    println!();
+    println!(
+        "outage: {hours} h at {rate:.0} samples/s in 500 ms batches, compaction every {compact_every} batches"
+    );
+    println!(
+        "| hours of backlog | samples | batches held | logical bytes/sample | sled directory bytes/sample (all overhead) |"
+    );
+    println!("|---|---|---|---|---|");
+    let t = Instant::now();
+    let mut samples = 0u64;
+    for i in 0..total_batches {
+        let src = &batches[(i % batches.len() as u64) as usize];
+        let shift = (i / batches.len() as u64) as i64 * cycle_ms;
+        let mut next = src.clone();
+        for s in &mut next {
+            for x in &mut s.samples {
+                x.ts_ms += shift;
+            }
+        }
+        samples += next.iter().map(|s| s.samples.len() as u64).sum::<u64>();
+        buf.append(next, 0).await?;
+        if (i + 1) % compact_every == 0 {
+            // Every batch sealed so far is past `compact_after_ms` for the
+            // agent's clock by now.
+            buf.maintain(dcmms_edge::drivers::now_ms() + limits.compact_after_ms + 1)
+                .await?;
+        }
+        if (i + 1) % (6 * 3_600 * 2) == 0 || i + 1 == total_batches {
+            buf.flush().await?;
+            let st = metrics.status();
+            println!(
+                "| {:.1} | {samples} | {} | {:.2} | {:.2} |",
+                (i + 1) as f64 / 7_200.0,
+                st.batches_pending,
+                st.bytes_pending as f64 / samples as f64,
+                dir_bytes(&path) as f64 / samples as f64
+            );
+        }
+    }
+    println!(
+        "outage: {:.0} s wall time ({:.0} samples/s appended and compacted; {per_batch:.0} samples per batch)",
+        t.elapsed().as_secs_f64(),
+        samples as f64 / t.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Insert/delete churn equivalent to `days` at `rate` samples/s.
