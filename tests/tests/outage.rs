@@ -74,6 +74,11 @@ async fn a_day_of_backlog_drains_at_the_cap_behind_live_data_without_loss() {
                 .append(series, start + (minute + 1) * 60_000)
                 .await
                 .unwrap();
+            // The agent's housekeeping merges the backlog as it grows (every
+            // sealed batch is past `compact_after_ms` for this clock).
+            if minute % 30 == 29 {
+                buf.maintain(now + 3_600_000).await.unwrap();
+            }
         }
         // Far enough in the future that every batch counts as old backlog.
         buf.maintain(now + 3_600_000).await.unwrap();
