@@ -38,6 +38,9 @@
 //!   from ingested telemetry by a background evaluator woken after each
 //!   committed batch, automatic corrective work orders with evidence,
 //!   repair verification (docs/specs/alarms.md).
+//! - [`models`]: the anomaly model registry: upload, assignment to
+//!   gateways or asset classes, rollback, the gateways' model sync (what
+//!   they run, drift reports, drift notices) (docs/specs/model-registry.md).
 //! - [`seed`]: the demo's users, site, asset tree and work orders.
 //! - [`testing`]: helpers for tests against a real database.
 //! - [`http`]: router ([`http::app`]), state, pagination, problem+json
@@ -58,6 +61,7 @@ pub mod gateways;
 pub mod http;
 pub mod ingest;
 pub mod inventory;
+pub mod models;
 pub mod partitions;
 pub mod pm;
 pub mod retention;

@@ -134,8 +134,13 @@ pub async fn start(
     ) = if cfg.anomaly.is_empty() {
         (None, None)
     } else {
+        let mut acfg = cfg.anomaly.clone();
+        if acfg.models_dir.is_none() {
+            // `models` beside the buffer directory.
+            acfg.models_dir = Some(cfg.buffer.path.with_file_name("models"));
+        }
         let registry = Arc::new(
-            anomaly::engine::Registry::load(&cfg.anomaly)
+            anomaly::engine::Registry::load(&acfg)
                 .map_err(|e| StartError::Anomaly(e.to_string()))?,
         );
         let engine = anomaly::engine::Engine::new(&cfg.anomaly.assets, registry.clone())
@@ -256,6 +261,17 @@ pub async fn start(
                 }
             }
         });
+    }
+    #[cfg(feature = "anomaly")]
+    if let Some(registry) = control.clone()
+        && cfg.anomaly.sync_interval_ms > 0
+    {
+        others.spawn(anomaly::sync::run(
+            cfg.cloud.clone(),
+            registry,
+            Duration::from_millis(cfg.anomaly.sync_interval_ms),
+            shutdown.clone(),
+        ));
     }
     #[cfg(feature = "anomaly")]
     let control: Option<Arc<dyn anomaly::ModelControl>> =

@@ -326,3 +326,145 @@ async fn a_bad_model_stops_the_agent_before_it_starts() {
         .unwrap_err();
     assert!(e.to_string().contains("wt.onnx"), "{e}");
 }
+
+/// A model from the cloud (docs/specs/model-registry.md §3): installed only
+/// after its checks, preferred at the next start; a corrupt one leaves the
+/// running model, is reported and is not tried again.
+#[test]
+fn installed_models_replace_the_running_one_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = copy_model(dir.path());
+    let mut cfg = config(dir.path(), &onnx, 0);
+    let models_dir = dir.path().join("models");
+    cfg.anomaly.models_dir = Some(models_dir.clone());
+    let registry = Registry::load(&cfg.anomaly).unwrap();
+    let bytes = std::fs::read(&onnx).unwrap();
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(onnx.with_extension("json")).unwrap()).unwrap();
+    meta["version"] = "1.1.0".into();
+    let meta_bytes = serde_json::to_vec(&meta).unwrap();
+
+    let s = registry
+        .install("wind-turbine-ae", &meta_bytes, &bytes)
+        .unwrap();
+    assert_eq!(s.version, "1.1.0");
+    assert_eq!(
+        std::path::PathBuf::from(&s.path),
+        models_dir.join("wind-turbine-ae.onnx")
+    );
+    assert_eq!(registry.running()[0].version, "1.1.0");
+    assert!(!models_dir.join("wind-turbine-ae.new.onnx").exists());
+
+    // Corrupt bytes whose hash the metadata names: refused, old one stays.
+    let garbage = b"not an onnx graph".to_vec();
+    let mut bad = meta.clone();
+    bad["version"] = "1.2.0".into();
+    bad["onnx_sha256"] = sha256_hex(&garbage).into();
+    let err = registry
+        .install(
+            "wind-turbine-ae",
+            &serde_json::to_vec(&bad).unwrap(),
+            &garbage,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("ONNX"), "{err}");
+    let m = &registry.models()[0];
+    assert_eq!(m.version, "1.1.0");
+    assert!(m.last_error.as_deref().unwrap().contains("ONNX"), "{m:?}");
+    assert!(registry.failed_before("wind-turbine-ae", &sha256_hex(&garbage)));
+    assert!(!models_dir.join("wind-turbine-ae.new.onnx").exists());
+    assert!(!models_dir.join("wind-turbine-ae.new.json").exists());
+    assert!(registry.install("nope", &meta_bytes, &bytes).is_err());
+
+    // A restart runs the installed copy, not the configured file.
+    let again = Registry::load(&cfg.anomaly).unwrap();
+    assert_eq!(again.models()[0].version, "1.1.0");
+    // An installed copy that no longer loads: the configured file runs and
+    // the status says why.
+    std::fs::write(models_dir.join("wind-turbine-ae.json"), b"{").unwrap();
+    let fallback = Registry::load(&cfg.anomaly).unwrap();
+    let m = &fallback.models()[0];
+    assert_eq!(m.path, onnx.display().to_string());
+    assert!(
+        m.last_error
+            .as_deref()
+            .unwrap()
+            .contains("running the configured file"),
+        "{m:?}"
+    );
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// Drift through the engine: the same turbine over the same hour, healthy
+/// and with its gearbox overheating. Only the gearbox feature's PSI
+/// against the training reference changes; reports come every
+/// `min_windows` and survive a failed sync.
+#[test]
+fn drift_reports_come_every_min_windows_and_name_the_feature_that_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = copy_model(dir.path());
+    let json = onnx.with_extension("json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(
+        meta["drift"].is_object(),
+        "the committed model carries its training reference"
+    );
+    meta["drift"]["min_windows"] = 300.into();
+    std::fs::write(&json, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let cfg = config(dir.path(), &onnx, 0);
+    let from = T0 + 10 * 3_600_000;
+    let report = |turbine: &TurbineModel| {
+        let registry = Arc::new(Registry::load(&cfg.anomaly).unwrap());
+        let mut engine = Engine::new(&cfg.anomaly.assets, registry.clone()).unwrap();
+        for s in 0..60 * 60 {
+            engine.on_reading(&cfg, &reading(turbine, from + s * 1000));
+        }
+        (registry.take_drift(), registry)
+    };
+    let (healthy, _) = report(&TurbineModel::new(7, 3_000.0));
+    let onset = WindFault {
+        kind: WindFaultKind::GearboxOverheat,
+        start_ms: T0,
+        end_ms: None,
+    };
+    let (hot, registry) = report(&TurbineModel::new(7, 3_000.0).with_faults(vec![onset]));
+    assert_eq!(healthy.len(), 1, "{healthy:?}");
+    assert_eq!(hot.len(), 1, "{hot:?}");
+    let (h, f) = (&healthy[0], &hot[0]);
+    assert_eq!((f.asset.as_str(), f.windows), ("WTG-01", 300));
+    assert_eq!(f.features.len(), 8);
+    let psi = |r: &dcmms_shared::api::DriftReport, name: &str| {
+        r.features.iter().find(|x| x.feature == name).unwrap().psi
+    };
+    // Over one hour every feature differs from a training set that spans
+    // all weather (hence the week-long default); what matters here is that
+    // the fault moves the gearbox feature's distribution and nothing else.
+    assert!(
+        (psi(f, "gearbox_rise") - psi(h, "gearbox_rise")).abs() > 0.1,
+        "{f:?} against {h:?}"
+    );
+    for x in &h.features {
+        if x.feature != "gearbox_rise" {
+            assert!(
+                (psi(f, &x.feature) - x.psi).abs() < 1e-9,
+                "{}: {f:?} against {h:?}",
+                x.feature
+            );
+        }
+    }
+    assert!(registry.take_drift().is_empty(), "taken once");
+    // Undelivered reports go back in order.
+    registry.restore_drift(hot.clone());
+    assert_eq!(registry.take_drift(), hot);
+    let status = registry.status();
+    assert_eq!(status["drift"][0]["asset"], "WTG-01");
+    assert!(
+        status["drift"][0]["last"]["features"].is_array(),
+        "{status}"
+    );
+}

@@ -85,10 +85,12 @@ pub enum Permission {
     ManageAlarmRules,
     /// Read and verify the audit log.
     ReadAudit,
+    /// Upload anomaly models, assign them to gateways, roll back.
+    ManageModels,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 18] = [
         Permission::Read,
         Permission::ReadTelemetry,
         Permission::ManageAssets,
@@ -106,6 +108,7 @@ impl Permission {
         Permission::AcknowledgeAlarm,
         Permission::ManageAlarmRules,
         Permission::ReadAudit,
+        Permission::ManageModels,
     ];
 }
 
@@ -118,7 +121,11 @@ pub fn allows(role: Role, p: Permission) -> bool {
         R::OperationsManager => !matches!(p, P::ManageUsers | P::ManageGateways),
         R::Supervisor => !matches!(
             p,
-            P::ManageUsers | P::ManageGateways | P::ManageAssets | P::ManageAlarmRules
+            P::ManageUsers
+                | P::ManageGateways
+                | P::ManageAssets
+                | P::ManageAlarmRules
+                | P::ManageModels
         ),
         R::Technician => matches!(
             p,

@@ -8,6 +8,7 @@ pub mod problem;
 
 use crate::alarms::handlers::AlarmsDoc;
 use crate::db::{Caches, Db};
+use crate::models::handlers::ModelsDoc;
 use crate::pm::handlers::PmDoc;
 use crate::webhooks::handlers::WebhooksDoc;
 use crate::work_orders::detail::DetailDoc;
@@ -157,7 +158,7 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, offset: i64) -> Page<T> {
         inventory::Stock, inventory::Receipt, inventory::Adjustment, inventory::StockSettings,
         inventory::Reservation, inventory::NewReservation, inventory::Notification,
         costs::TimeEntry, costs::NewTimeEntry, costs::ExternalCost, costs::NewExternalCost, costs::CostRollup)),
-    modifiers(&SecurityAddon, &PmDoc, &DetailDoc, &WebhooksDoc, &AlarmsDoc),
+    modifiers(&SecurityAddon, &PmDoc, &DetailDoc, &WebhooksDoc, &AlarmsDoc, &ModelsDoc),
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -332,6 +333,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(crate::work_orders::detail::routes())
         .merge(crate::webhooks::handlers::routes())
         .merge(crate::alarms::handlers::routes())
+        .merge(crate::models::handlers::routes())
         .route("/api/v1/audit", get(audit::handlers::list))
         .route("/api/v1/audit/verify", get(audit::handlers::verify))
         .route(docs::OPENAPI_PATH, get(openapi_json))

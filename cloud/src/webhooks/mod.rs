@@ -23,11 +23,12 @@ use sha2::Sha256;
 use utoipa::ToSchema;
 
 /// The event types a subscription may ask for.
-pub const EVENTS: [&str; 4] = [
+pub const EVENTS: [&str; 5] = [
     "work_order.created",
     "work_order.status_changed",
     "alarm.raised",
     "alarm.cleared",
+    "model.drift",
 ];
 
 /// A webhook secret: never shown by `Debug` or logs; serialised only in

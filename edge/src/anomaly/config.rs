@@ -17,6 +17,18 @@ pub struct AnomalyConfig {
     /// only through `POST /api/v1/anomaly/models/{id}/reload`).
     #[serde(default = "d_watch")]
     pub watch_interval_ms: u64,
+    /// How often to sync models with the cloud: report what runs and the
+    /// drift, fetch assignments (docs/specs/model-registry.md; 0 = never).
+    #[serde(default = "d_sync")]
+    pub sync_interval_ms: u64,
+    /// Where models installed from the cloud are kept (default: `models`
+    /// beside the buffer directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models_dir: Option<PathBuf>,
+}
+
+fn d_sync() -> u64 {
+    60_000
 }
 
 fn d_watch() -> u64 {

@@ -12,16 +12,24 @@
 //! - `detector` (feature `anomaly`): per-asset rows, windows, hysteresis;
 //!   pure, shared with the evaluation program.
 //! - `engine` (feature `anomaly`): the model registry (atomic hot swap,
-//!   file watching, status) and the engine the batcher feeds.
+//!   file watching, installs from the cloud, drift counts, status) and the
+//!   engine the batcher feeds.
+//! - `drift` (feature `anomaly`): reference bins and PSI, pure.
+//! - `sync` (feature `anomaly`): the model sync with the cloud
+//!   (docs/specs/model-registry.md): report, fetch, install.
 
 pub mod config;
 #[cfg(feature = "anomaly")]
 pub mod detector;
 #[cfg(feature = "anomaly")]
+pub mod drift;
+#[cfg(feature = "anomaly")]
 pub mod engine;
 pub mod features;
 #[cfg(feature = "anomaly")]
 pub mod model;
+#[cfg(feature = "anomaly")]
+pub mod sync;
 
 pub use config::{AnomalyAssetConfig, AnomalyConfig, AnomalyModelConfig};
 

@@ -87,6 +87,10 @@ pub struct Metadata {
     pub score: ScoreMeta,
     /// Provenance (data hash, seeds, …); kept as is.
     pub training: serde_json::Value,
+    /// The training data's feature distribution, for drift
+    /// (docs/specs/model-registry.md §4). Optional.
+    #[serde(default)]
+    pub drift: Option<super::drift::DriftMeta>,
 }
 
 impl Metadata {
@@ -156,6 +160,9 @@ impl Metadata {
             return Err(
                 "window: sample_period_ms ≥ 1, 2 ≤ length ≤ 100000 and step ≥ 1 required".into(),
             );
+        }
+        if let Some(d) = &self.drift {
+            d.check(self.features.len())?;
         }
         let params = set.params(&self.params)?;
         Ok((set, params))
