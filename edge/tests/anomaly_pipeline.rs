@@ -345,7 +345,7 @@ fn installed_models_replace_the_running_one_and_survive_a_restart() {
     let meta_bytes = serde_json::to_vec(&meta).unwrap();
 
     let s = registry
-        .install("wind-turbine-ae", &meta_bytes, &bytes)
+        .install("wind-turbine-ae", "1.1.0", &meta_bytes, &bytes)
         .unwrap();
     assert_eq!(s.version, "1.1.0");
     assert_eq!(
@@ -363,6 +363,7 @@ fn installed_models_replace_the_running_one_and_survive_a_restart() {
     let err = registry
         .install(
             "wind-turbine-ae",
+            "1.2.0",
             &serde_json::to_vec(&bad).unwrap(),
             &garbage,
         )
@@ -371,10 +372,15 @@ fn installed_models_replace_the_running_one_and_survive_a_restart() {
     let m = &registry.models()[0];
     assert_eq!(m.version, "1.1.0");
     assert!(m.last_error.as_deref().unwrap().contains("ONNX"), "{m:?}");
-    assert!(registry.failed_before("wind-turbine-ae", &sha256_hex(&garbage)));
+    assert!(registry.failed_before("wind-turbine-ae", "1.2.0", &sha256_hex(&garbage)));
+    assert!(!registry.failed_before("wind-turbine-ae", "1.3.0", &sha256_hex(&garbage)));
     assert!(!models_dir.join("wind-turbine-ae.new.onnx").exists());
     assert!(!models_dir.join("wind-turbine-ae.new.json").exists());
-    assert!(registry.install("nope", &meta_bytes, &bytes).is_err());
+    assert!(
+        registry
+            .install("nope", "1.1.0", &meta_bytes, &bytes)
+            .is_err()
+    );
 
     // A restart runs the installed copy, not the configured file.
     let again = Registry::load(&cfg.anomaly).unwrap();

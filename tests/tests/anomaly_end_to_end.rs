@@ -16,13 +16,11 @@
 
 mod opcua_support;
 
-use dcmms_cloud::auth::Role;
-use dcmms_cloud::testing;
 use dcmms_simulators::modbus::SimClock;
 use dcmms_simulators::opcua::{
     RunningTurbine, TurbineModel, TurbineServerConfig, WindFault, WindFaultKind, variable_node_id,
 };
-use opcua_support::{connected, site, wait_until};
+use opcua_support::{Api, connected, site, wait_until};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -63,49 +61,11 @@ fn windy_start(model: &TurbineModel, from: i64) -> i64 {
         .expect("no windy 45 minutes in two weeks of the simulated wind")
 }
 
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.base);
-        let mut req = self
-            .client
-            .request(method.clone(), &url)
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        assert!(status.is_success(), "{method} {url}: {status} {text}");
-        serde_json::from_str(&text).unwrap()
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gearbox_overheating_in_the_turbine_becomes_an_alarm_with_its_explanation_and_a_predictive_work_order()
  {
     let site = site(GATEWAY).await;
-    let api = Api {
-        client: reqwest::Client::new(),
-        base: site.cloud.url(),
-        token: testing::api_token(&site.cloud.db, &site.cloud.caches, Role::Admin)
-            .await
-            .unwrap(),
-    };
+    let api = Api::admin(&site.cloud).await;
 
     // The operations centre's side: the turbine as an asset and a rule
     // that turns the edge's anomalies into alarms with work orders.

@@ -110,7 +110,7 @@ pub struct GatewayModel {
     pub running_sha256: String,
     /// The version in force for this gateway, if any.
     pub assigned_version: Option<String>,
-    /// Runs what it is assigned (or nothing is assigned).
+    /// Runs what it is assigned, same version and file (or nothing is assigned).
     pub in_sync: bool,
     pub last_error: Option<String>,
     pub reported_ms: i64,
@@ -647,7 +647,9 @@ pub async fn gateway_models(db: &Db) -> Result<Vec<GatewayModel>, AppError> {
         .map(|(g, m, v, sha, err, at)| {
             let assigned = effective(&all, &g).into_iter().find(|a| a.model_id == m);
             GatewayModel {
-                in_sync: assigned.as_ref().is_none_or(|a| a.onnx_sha256 == sha),
+                in_sync: assigned
+                    .as_ref()
+                    .is_none_or(|a| a.version == v && a.onnx_sha256 == sha),
                 assigned_version: assigned.map(|a| a.version),
                 gateway_id: g,
                 model_id: m,

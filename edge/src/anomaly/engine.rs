@@ -42,8 +42,8 @@ struct SlotInfo {
     last_error: Option<String>,
     /// Modification times of (.onnx, .json) last tried.
     seen: (Option<SystemTime>, Option<SystemTime>),
-    /// SHA-256 of an assigned file that failed; not tried again.
-    failed_sha: Option<String>,
+    /// `version@sha256` of an assignment that failed; not tried again.
+    failed: Option<String>,
 }
 
 #[derive(Debug)]
@@ -107,6 +107,10 @@ fn mtimes(onnx: &Path) -> (Option<SystemTime>, Option<SystemTime>) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn failure_key(version: &str, sha: &str) -> String {
+    format!("{version}@{}", sha.to_ascii_lowercase())
 }
 
 /// Whether `new` may replace `old` in slot `id` (spec §7).
@@ -221,20 +225,20 @@ impl Registry {
             info.loaded_ms = crate::drivers::now_ms();
             info.reloads += 1;
             info.last_error = None;
-            info.failed_sha = None;
+            info.failed = None;
         }
         *lock(&slot.path) = path;
         tracing::info!(model = %slot.id, %version, "anomaly model replaced");
         self.slot_status(i)
     }
 
-    fn fail(&self, i: usize, problem: String, sha: Option<String>) -> ReloadError {
+    fn fail(&self, i: usize, problem: String, assignment: Option<String>) -> ReloadError {
         if let Some(slot) = self.slots.get(i) {
             tracing::error!(model = %slot.id, error = %problem, "anomaly model replacement failed; the previous model keeps running");
             let mut info = lock(&slot.info);
             info.last_error = Some(problem.clone());
-            if sha.is_some() {
-                info.failed_sha = sha;
+            if assignment.is_some() {
+                info.failed = assignment;
             }
         }
         ReloadError::Rejected(problem)
@@ -268,19 +272,21 @@ impl Registry {
     /// temporary names in `models_dir`, loads and checks them, and only then
     /// renames them to `<id>.onnx` / `<id>.json` and swaps the model in.
     /// On any failure the running model stays and the error is recorded
-    /// (and this `sha` is not tried again until the assignment changes).
+    /// (and this assignment, `version` with these bytes, is not tried again
+    /// until it changes).
     pub fn install(
         &self,
         model_id: &str,
+        version: &str,
         metadata: &[u8],
         onnx: &[u8],
     ) -> Result<ModelStatus, ReloadError> {
         let i = self
             .slot_index(model_id)
             .ok_or_else(|| ReloadError::UnknownModel(model_id.to_string()))?;
-        let sha = hex::encode(Sha256::digest(onnx));
+        let key = Some(failure_key(version, &hex::encode(Sha256::digest(onnx))));
         let Some(dir) = &self.models_dir else {
-            return Err(self.fail(i, "no anomaly.models_dir to install into".into(), Some(sha)));
+            return Err(self.fail(i, "no anomaly.models_dir to install into".into(), key));
         };
         let tmp = dir.join(format!("{model_id}.new.onnx"));
         let fin = dir.join(format!("{model_id}.onnx"));
@@ -309,28 +315,25 @@ impl Registry {
             Err(problem) => {
                 let _ = std::fs::remove_file(&tmp);
                 let _ = std::fs::remove_file(metadata_path(&tmp));
-                Err(self.fail(i, problem, Some(sha)))
+                Err(self.fail(i, problem, key))
             }
         }
     }
 
-    /// Records a failed download of `sha` for `model_id` (not retried).
-    pub fn note_failure(&self, model_id: &str, problem: String, sha: &str) {
+    /// Records a failed download of an assignment (not retried).
+    pub fn note_failure(&self, model_id: &str, problem: String, version: &str, sha: &str) {
         if let Some(i) = self.slot_index(model_id) {
-            let _ = self.fail(i, problem, Some(sha.to_string()));
+            let _ = self.fail(i, problem, Some(failure_key(version, sha)));
         }
     }
 
-    /// True when `sha` for `model_id` failed before and should not be retried.
-    pub fn failed_before(&self, model_id: &str, sha: &str) -> bool {
+    /// True when this assignment of `model_id` failed before and should not
+    /// be retried.
+    pub fn failed_before(&self, model_id: &str, version: &str, sha: &str) -> bool {
+        let key = failure_key(version, sha);
         self.slot_index(model_id)
             .and_then(|i| self.slots.get(i))
-            .is_some_and(|s| {
-                lock(&s.info)
-                    .failed_sha
-                    .as_deref()
-                    .is_some_and(|f| f.eq_ignore_ascii_case(sha))
-            })
+            .is_some_and(|s| lock(&s.info).failed.as_deref() == Some(key.as_str()))
     }
 
     /// Reloads every model whose files changed since they were last tried.

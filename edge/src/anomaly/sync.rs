@@ -92,8 +92,11 @@ pub async fn sync_once(
         let Some(running) = req.running.iter().find(|r| r.model_id == a.model_id) else {
             continue; // not a model this gateway is configured for
         };
-        if running.onnx_sha256.eq_ignore_ascii_case(&a.onnx_sha256)
-            || registry.failed_before(&a.model_id, &a.onnx_sha256)
+        // A new version may keep the network and change only metadata
+        // (thresholds, drift reference): the version counts as well.
+        if (running.version == a.version
+            && running.onnx_sha256.eq_ignore_ascii_case(&a.onnx_sha256))
+            || registry.failed_before(&a.model_id, &a.version, &a.onnx_sha256)
         {
             continue;
         }
@@ -121,6 +124,7 @@ pub async fn sync_once(
                     "{}@{}: the downloaded file's SHA-256 is {actual}, the assignment says {}",
                     a.model_id, a.version, a.onnx_sha256
                 ),
+                &a.version,
                 &a.onnx_sha256,
             );
             round.failed.push(a.model_id.clone());
@@ -128,7 +132,9 @@ pub async fn sync_once(
         }
         let r = registry.clone();
         let id = a.model_id.clone();
-        let done = tokio::task::spawn_blocking(move || r.install(&id, &meta, &onnx)).await;
+        let version = a.version.clone();
+        let done =
+            tokio::task::spawn_blocking(move || r.install(&id, &version, &meta, &onnx)).await;
         match done {
             Ok(Ok(s)) => {
                 tracing::info!(model = %s.model_id, version = %s.version, "assigned anomaly model installed");

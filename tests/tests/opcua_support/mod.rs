@@ -1,5 +1,6 @@
 //! Shared by the OPC UA suites: a cloud on SQLite, an edge configured from
-//! TOML, the cloud's stored samples, and the edge's metrics.
+//! TOML, the cloud's stored samples, the edge's metrics, and a user's API
+//! client.
 #![allow(dead_code)]
 
 use dcmms_cloud::{CloudConfig, RunningCloud, gateways, testing};
@@ -118,6 +119,14 @@ pki_dir = "{pki}"
         self.cloud.wait().await.unwrap();
     }
 
+    /// Stops the cloud but keeps the site's directory (buffer, installed
+    /// models) for an edge that goes on without it.
+    pub async fn stop_cloud_keep_files(self) -> tempfile::TempDir {
+        self.stop_cloud.cancel();
+        self.cloud.wait().await.unwrap();
+        self._dir
+    }
+
     /// Stored samples of each point of `device`: point → (unit, samples).
     pub async fn stored(
         &self,
@@ -145,4 +154,53 @@ pub fn values(samples: &[Value]) -> Vec<(i64, Option<f64>, String)> {
         .collect();
     v.sort_by_key(|s| s.0);
     v
+}
+
+/// A user of the cloud's API with a token; panics, naming the request, on
+/// anything but 2xx.
+pub struct Api {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Api {
+    /// An admin's client for `cloud`.
+    pub async fn admin(cloud: &RunningCloud) -> Api {
+        Api {
+            client: reqwest::Client::new(),
+            base: cloud.url(),
+            token: testing::api_token(&cloud.db, &cloud.caches, dcmms_cloud::auth::Role::Admin)
+                .await
+                .unwrap(),
+        }
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .client
+            .request(method.clone(), &url)
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert!(status.is_success(), "{method} {url}: {status} {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
 }
