@@ -20,11 +20,22 @@ impl<'a> Entry<'a> {
     pub fn encode(batch: &Batch, samples: u64) -> Result<Vec<u8>, EncodeError> {
         let frame = super::encode_frame(batch)?;
         let mut v = Vec::with_capacity(Self::HEADER_LEN + frame.len());
-        v.extend_from_slice(&(samples as u32).to_le_bytes());
-        v.extend_from_slice(&batch.first_sequence.to_le_bytes());
-        v.extend_from_slice(&batch.created_ms.to_le_bytes());
+        v.extend_from_slice(&Self::header(
+            samples,
+            batch.first_sequence,
+            batch.created_ms,
+        ));
         v.extend_from_slice(&frame);
         Ok(v)
+    }
+
+    /// The fixed header alone.
+    pub fn header(samples: u64, first_sequence: u64, created_ms: i64) -> [u8; 20] {
+        let mut h = [0u8; 20];
+        h[0..4].copy_from_slice(&(samples.min(u64::from(u32::MAX)) as u32).to_le_bytes());
+        h[4..12].copy_from_slice(&first_sequence.to_le_bytes());
+        h[12..20].copy_from_slice(&created_ms.to_le_bytes());
+        h
     }
 
     /// `None` when the value is too short to be an entry.

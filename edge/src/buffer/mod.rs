@@ -19,8 +19,12 @@
 //! Never-offered batches older than `compact_after_ms` are merged into larger
 //! ones (the merged batch covers their whole sequence range), which is what
 //! brings a long backlog to a few bytes per sample. Offered batches are never
-//! merged: the cloud may already hold them.
+//! merged: the cloud may already hold them. A merged batch's frame lives in
+//! a segment file of [`cold`] (`<path>/cold/`), and its sled value is the
+//! header plus a pointer: deleting delivered backlog then gives the space
+//! back whole (docs/adr/0008).
 
+pub mod cold;
 mod entry;
 #[cfg(test)]
 mod model_tests;
@@ -28,8 +32,10 @@ mod model_tests;
 pub use entry::Entry;
 
 use crate::metrics::EdgeMetrics;
+use cold::{Cold, Ptr};
 use dcmms_shared::wire::{self, Compression};
 use dcmms_shared::{AnomalyEvent, Batch, Drop, DropReason, DroppedSpan, Series};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 use thiserror::Error;
@@ -55,6 +61,8 @@ pub enum BufferError {
     Corrupt { key: Vec<u8>, problem: &'static str },
     #[error("cannot encode a drop report: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("compacted-batch segment files: {0}")]
+    Cold(#[from] std::io::Error),
 }
 
 /// Limits and tuning of the buffer.
@@ -107,6 +115,37 @@ struct State {
     /// everything else, never merged. Rebuilt at open from the frames'
     /// version byte.
     priority: BTreeSet<u64>,
+    /// Segment files of merged batches.
+    cold: Cold,
+}
+
+/// The pointer in a stored value, if its frame lives in a segment file.
+fn ptr_of(v: &[u8]) -> Option<Ptr> {
+    Entry::parse(v).and_then(|e| Ptr::parse(e.frame))
+}
+
+/// Bytes a stored batch occupies: the value, or header + frame for one
+/// whose frame is in a segment file.
+fn stored_len(v: &[u8]) -> u64 {
+    match ptr_of(v) {
+        Some(p) => Entry::HEADER_LEN as u64 + u64::from(p.len),
+        None => v.len() as u64,
+    }
+}
+
+/// The whole entry (header + frame), reading the frame from its segment
+/// file when needed; `None` when that frame cannot be read intact.
+fn resolve<'a>(cold: &Cold, v: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+    match ptr_of(v) {
+        None => Some(Cow::Borrowed(v)),
+        Some(p) => {
+            let frame = cold.read(&p)?;
+            let mut whole = Vec::with_capacity(Entry::HEADER_LEN + frame.len());
+            whole.extend_from_slice(v.get(..Entry::HEADER_LEN)?);
+            whole.extend_from_slice(&frame);
+            Some(Cow::Owned(whole))
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -153,6 +192,7 @@ impl Buffer {
     ) -> Result<Buffer, BufferError> {
         let db = open_sled(path, cache_capacity)?;
         let tree = db.open_tree("buffer")?;
+        let mut cold = Cold::open(&path.join("cold"))?;
         let (mut batches, mut bytes, mut last_seq) = (0u64, 0u64, None);
         let mut priority = BTreeSet::new();
         for item in tree.scan_prefix([BATCH]) {
@@ -162,10 +202,15 @@ impl Buffer {
             {
                 priority.insert(seq);
             }
+            if let Some(p) = ptr_of(&v) {
+                cold.note_ref(&p);
+            }
             batches += 1;
-            bytes += v.len() as u64;
+            bytes += stored_len(&v);
             last_seq = seq_of(&k);
         }
+        // Records of merges a crash cut short, and delivered segments.
+        cold.remove_unreferenced()?;
         // A brand-new buffer starts at unix-ms × 1000, so a gateway whose buffer
         // was wiped never reuses a sequence the cloud has already seen.
         let fresh = (crate::drivers::now_ms().max(0) as u64).saturating_mul(1000);
@@ -186,6 +231,7 @@ impl Buffer {
                 bytes,
                 live: VecDeque::new(),
                 priority,
+                cold,
             }),
             metrics,
         };
@@ -290,8 +336,9 @@ impl Buffer {
         reason: DropReason,
     ) -> Result<(), BufferError> {
         let last = seq_of(k).unwrap_or(0);
-        let parsed = Entry::parse(v);
-        let first = parsed.as_ref().map_or(last, |e| e.first_sequence);
+        let whole = resolve(&st.cold, v);
+        let parsed = whole.as_deref().and_then(Entry::parse);
+        let first = Entry::parse(v).map_or(last, |e| e.first_sequence);
         let mut reports = vec![];
         let mut samples = 0;
         let mut spans = vec![];
@@ -321,8 +368,11 @@ impl Buffer {
         b.insert(NEXT_DROP, &st.next_drop.to_be_bytes());
         self.tree.apply_batch(b)?;
         self.db.flush_async().await?;
+        if let Some(p) = ptr_of(v) {
+            st.cold.release(&p)?;
+        }
         st.batches = st.batches.saturating_sub(1);
-        st.bytes = st.bytes.saturating_sub(v.len() as u64);
+        st.bytes = st.bytes.saturating_sub(stored_len(v));
         st.live.retain(|s| *s != last);
         match reason {
             DropReason::Corrupt => self.metrics.chunks_corrupt.inc(),
@@ -353,7 +403,11 @@ impl Buffer {
             if let Some(seq) = st.priority.first().copied() {
                 match self.tree.get(key(BATCH, seq))? {
                     Some(v) => {
-                        if let Some(e) = Entry::parse(&v).filter(|e| wire::decode(e.frame).is_ok())
+                        let whole = resolve(&st.cold, &v);
+                        if let Some(e) = whole
+                            .as_deref()
+                            .and_then(Entry::parse)
+                            .filter(|e| wire::decode(e.frame).is_ok())
                         {
                             return Ok(Some(Pending {
                                 first_sequence: e.first_sequence,
@@ -402,7 +456,12 @@ impl Buffer {
                 self.tree.remove(&k)?;
                 continue;
             };
-            match Entry::parse(&v).filter(|e| wire::decode(e.frame).is_ok()) {
+            let whole = resolve(&st.cold, &v);
+            match whole
+                .as_deref()
+                .and_then(Entry::parse)
+                .filter(|e| wire::decode(e.frame).is_ok())
+            {
                 Some(e) => {
                     return Ok(Some(Pending {
                         first_sequence: e.first_sequence,
@@ -451,7 +510,14 @@ impl Buffer {
         self.tree.apply_batch(b)?;
         if let Some(v) = old {
             st.batches = st.batches.saturating_sub(1);
-            st.bytes = st.bytes.saturating_sub(v.len() as u64);
+            st.bytes = st.bytes.saturating_sub(stored_len(&v));
+            if let Some(p) = ptr_of(&v) {
+                // The pointer's removal is not flushed (see above): if it
+                // comes back after a crash its segment must still be there,
+                // so only let go of the segment once the removal is durable.
+                self.db.flush_async().await?;
+                st.cold.release(&p)?;
+            }
         }
         st.priority.remove(&sequence);
         st.live.retain(|s| *s != sequence);
@@ -464,14 +530,19 @@ impl Buffer {
     pub async fn quarantine(&self, sequence: u64) -> Result<(), BufferError> {
         let mut st = self.state.lock().await;
         if let Some(v) = self.tree.get(key(BATCH, sequence))? {
+            // Kept whole in sled, so its segment file can go.
+            let kept = resolve(&st.cold, &v).map_or_else(|| v.to_vec(), |w| w.into_owned());
             let mut b = sled::Batch::default();
             b.remove(&key(BATCH, sequence));
             b.remove(&key(OFFERED, sequence));
-            b.insert(&key(QUARANTINE, sequence), v.clone());
+            b.insert(&key(QUARANTINE, sequence), kept);
             self.tree.apply_batch(b)?;
             self.db.flush_async().await?;
+            if let Some(p) = ptr_of(&v) {
+                st.cold.release(&p)?;
+            }
             st.batches = st.batches.saturating_sub(1);
-            st.bytes = st.bytes.saturating_sub(v.len() as u64);
+            st.bytes = st.bytes.saturating_sub(stored_len(&v));
         }
         st.priority.remove(&sequence);
         st.live.retain(|s| *s != sequence);
@@ -561,8 +632,12 @@ impl Buffer {
                 let Some(v) = self.tree.get(&k)? else {
                     continue;
                 };
-                match Entry::parse(&v).and_then(|e| wire::decode(e.frame).ok()) {
-                    Some(b) => batches.push((k, b, v.len())),
+                let decoded = resolve(&st.cold, &v)
+                    .as_deref()
+                    .and_then(Entry::parse)
+                    .and_then(|e| wire::decode(e.frame).ok());
+                match decoded {
+                    Some(b) => batches.push((k, b, stored_len(&v), ptr_of(&v))),
                     // Unreadable: leave it for `next` to drop and report; merge around it.
                     None => {
                         merged_away += self
@@ -582,7 +657,7 @@ impl Buffer {
     async fn merge_run(
         &self,
         st: &mut State,
-        run: Vec<(sled::IVec, Batch, usize)>,
+        run: Vec<(sled::IVec, Batch, u64, Option<Ptr>)>,
     ) -> Result<u64, BufferError> {
         if run.len() < 2 {
             return Ok(0);
@@ -593,11 +668,11 @@ impl Buffer {
         let mut drops = Vec::new();
         let mut events = Vec::new();
         let (mut created_ms, mut polled_through_ms, mut old_bytes) = (i64::MIN, i64::MIN, 0u64);
-        for (_, b, len) in &run {
+        for (_, b, len, _) in &run {
             events.extend(b.events.iter().cloned());
             created_ms = created_ms.max(b.created_ms);
             polled_through_ms = polled_through_ms.max(b.polled_through_ms);
-            old_bytes += *len as u64;
+            old_bytes += *len;
             drops.extend(b.drops.iter().cloned());
             for s in &b.series {
                 by_point
@@ -623,19 +698,29 @@ impl Buffer {
             events,
         };
         let samples = merged.sample_count() as u64;
-        let value = Entry::encode(&merged, samples)?;
-        let new_len = value.len() as u64;
+        // The frame goes to a segment file (durable before the pointer is
+        // committed); sled keeps the header and the pointer.
+        let frame = encode_frame(&merged)?;
+        let p = st.cold.append(&frame)?;
+        let mut value = Entry::header(samples, first_sequence, created_ms).to_vec();
+        value.extend_from_slice(&p.encode());
+        let new_len = stored_len(&value);
         let mut b = sled::Batch::default();
-        for (k, _, _) in &run {
+        for (k, _, _, _) in &run {
             b.remove(k);
         }
         b.insert(&key(BATCH, sequence), value);
         self.tree.apply_batch(b)?;
         self.db.flush_async().await?;
+        for (_, _, _, old) in &run {
+            if let Some(old) = old {
+                st.cold.release(old)?;
+            }
+        }
         let n = run.len() as u64;
         st.batches = st.batches - n + 1;
         st.bytes = st.bytes.saturating_sub(old_bytes) + new_len;
-        for (k, _, _) in &run {
+        for (k, _, _, _) in &run {
             if let Some(s) = seq_of(k) {
                 st.live.retain(|x| *x != s);
             }
@@ -658,9 +743,10 @@ impl Buffer {
         Ok(())
     }
 
-    /// Bytes sled uses on disk (for the churn benchmark).
-    pub fn size_on_disk(&self) -> Result<u64, BufferError> {
-        Ok(self.db.size_on_disk()?)
+    /// Bytes on disk: sled's files and the segment files.
+    pub async fn size_on_disk(&self) -> Result<u64, BufferError> {
+        let cold = self.state.lock().await.cold.bytes_on_disk();
+        Ok(self.db.size_on_disk()? + cold)
     }
 
     /// Test hook: overwrites the stored frame of a batch with garbage, as a
@@ -724,8 +810,10 @@ fn spans_of(b: &Batch) -> Vec<DroppedSpan> {
 }
 
 /// True when a stored entry's frame is wire version 3 (anomaly events).
+/// Merged batches (pointers) never carry events.
 fn carries_events(v: &[u8]) -> bool {
-    Entry::parse(v).and_then(|e| e.frame.get(4).copied()) == Some(wire::VERSION)
+    ptr_of(v).is_none()
+        && Entry::parse(v).and_then(|e| e.frame.get(4).copied()) == Some(wire::VERSION)
 }
 
 /// Encodes a batch as the wire frame stored and sent.

@@ -214,6 +214,78 @@ async fn backlog_is_merged_but_offered_batches_are_not() {
     );
 }
 
+fn segments(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join("cold"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Merged batches live in segment files (docs/adr/0008): they survive a
+/// restart, a delivered segment's file is deleted at once, and a damaged
+/// record is skipped, counted and reported like any corrupt batch.
+#[tokio::test]
+async fn merged_backlog_lives_in_segment_files_that_go_when_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = EdgeMetrics::default();
+    let limits = Limits {
+        compact_after_ms: 0,
+        compact_max_samples: 30,
+        ..Limits::default()
+    };
+    let seqs = {
+        let b = open(dir.path(), limits.clone(), m.clone());
+        let mut seqs = vec![];
+        for i in 0..9 {
+            seqs.push(b.append(series(i * 10, 10), 0).await.unwrap());
+        }
+        assert_eq!(b.maintain(crate::drivers::now_ms() + 1).await.unwrap(), 6);
+        assert_eq!(
+            segments(dir.path()).len(),
+            1,
+            "three merged batches, one segment"
+        );
+        let st = m.status();
+        assert_eq!(st.batches_pending, 3);
+        // Logical bytes count the frames in the segment, not the pointers.
+        assert!(st.bytes_pending > 3 * 100, "{st:?}");
+        seqs
+    };
+    // A restart: the pointers still resolve; the segment stays.
+    let b = open(dir.path(), limits.clone(), m.clone());
+    assert_eq!(segments(dir.path()).len(), 1);
+    let first = b.next().await.unwrap().unwrap();
+    assert_eq!((first.first_sequence, first.sequence), (seqs[0], seqs[2]));
+    assert_eq!(ts_of(&first.frame), (0..30).collect::<Vec<_>>());
+    // Damage the second merged batch's record.
+    let v = b.tree.get(key(BATCH, seqs[5])).unwrap().unwrap();
+    let p = ptr_of(&v).unwrap();
+    b.state.lock().await.cold.corrupt_for_test(&p).unwrap();
+    b.remove(first.sequence).await.unwrap();
+    let next = b.next().await.unwrap().unwrap();
+    assert_eq!(next.sequence, seqs[8], "the damaged batch is skipped");
+    assert_eq!(m.status().chunks_corrupt, 1);
+    b.remove(next.sequence).await.unwrap();
+    // Everything delivered or dropped: the segment file is gone once the
+    // next merge starts a new one, or at the next start.
+    drop(b);
+    let b = open(dir.path(), limits, m.clone());
+    assert!(
+        segments(dir.path()).is_empty(),
+        "{:?}",
+        segments(dir.path())
+    );
+    b.append(vec![], 0).await.unwrap();
+    let report = b.next().await.unwrap().unwrap();
+    let d = &wire::decode(&report.frame).unwrap().drops[0];
+    assert_eq!(
+        (d.first_sequence, d.last_sequence, d.reason),
+        (seqs[3], seqs[5], DropReason::Corrupt)
+    );
+}
+
 #[tokio::test]
 async fn old_data_past_the_age_cap_is_dropped_and_reported() {
     let dir = tempfile::tempdir().unwrap();

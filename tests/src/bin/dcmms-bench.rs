@@ -55,6 +55,10 @@ struct Cli {
     /// the agent runs it; sled's whole directory is measured every 6 hours.
     #[arg(long, default_value_t = 0)]
     outage_hours: u64,
+    /// Samples per merged batch in the outage run (the buffer's
+    /// `compact_max_samples`; default: the agent's).
+    #[arg(long)]
+    compact_max_samples: Option<u64>,
     /// Skip the SQLite ingest figure.
     #[arg(long)]
     no_sqlite: bool,
@@ -168,7 +172,14 @@ async fn main() -> anyhow::Result<()> {
         peak_rss_kib() as f64 / 1024.0
     );
     if cli.outage_hours > 0 {
-        outage_fill(&batches, rate, cli.outage_hours, dir.path()).await?;
+        outage_fill(
+            &batches,
+            rate,
+            cli.outage_hours,
+            cli.compact_max_samples,
+            dir.path(),
+        )
+        .await?;
     }
     if cli.churn_days > 0 {
         churn(&batches, rate, cli.churn_days, dir.path()).await?;
@@ -221,8 +232,8 @@ async fn buffer_figures(
     );
     println!("| compaction | {:.0} samples/s |", total as f64 / csecs);
     println!(
-        "| sled size on disk / logical bytes | {:.2} |",
-        buf.size_on_disk()? as f64 / compacted.bytes_pending.max(1) as f64
+        "| buffer size on disk / logical bytes | {:.2} |",
+        buf.size_on_disk().await? as f64 / compacted.bytes_pending.max(1) as f64
     );
 
     // 2. Big batches: the batcher seals at 50,000 samples under heavy load.
@@ -400,13 +411,16 @@ async fn outage_fill(
     batches: &[Vec<Series>],
     rate: f64,
     hours: u64,
+    compact_max_samples: Option<u64>,
     dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     let path = dir.join("outage");
     let metrics = EdgeMetrics::default();
+    let defaults = Limits::default();
     let limits = Limits {
         max_bytes: u64::MAX / 2,
-        ..Limits::default()
+        compact_max_samples: compact_max_samples.unwrap_or(defaults.compact_max_samples),
+        ..defaults
     };
     let compact_every = (limits.compact_after_ms / 500).max(1) as u64;
     let buf = Buffer::open(&path, 64 << 20, limits.clone(), "bench-gw", metrics.clone())?;
@@ -415,7 +429,8 @@ async fn outage_fill(
     let cycle_ms = batches.len() as i64 * 500;
     println!();
     println!(
-        "outage: {hours} h at {rate:.0} samples/s in 500 ms batches, compaction every {compact_every} batches"
+        "outage: {hours} h at {rate:.0} samples/s in 500 ms batches, compaction every {compact_every} batches into at most {} samples",
+        limits.compact_max_samples
     );
     println!(
         "| hours of backlog | samples | batches held | logical bytes/sample | sled directory bytes/sample (all overhead) |"
