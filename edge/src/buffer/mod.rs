@@ -117,6 +117,20 @@ struct State {
     priority: BTreeSet<u64>,
     /// Segment files of merged batches.
     cold: Cold,
+    /// Pointers removed but not yet flushed: their segments are let go after
+    /// the next flush, so a pointer that reappears after a crash still
+    /// finds its record.
+    deferred: Vec<Ptr>,
+}
+
+impl State {
+    /// Lets go of the segments of removals that are durable now.
+    fn release_deferred(&mut self) -> Result<(), BufferError> {
+        for p in std::mem::take(&mut self.deferred) {
+            self.cold.release(&p)?;
+        }
+        Ok(())
+    }
 }
 
 /// The pointer in a stored value, if its frame lives in a segment file.
@@ -232,6 +246,7 @@ impl Buffer {
                 live: VecDeque::new(),
                 priority,
                 cold,
+                deferred: Vec::new(),
             }),
             metrics,
         };
@@ -294,6 +309,7 @@ impl Buffer {
         }
         self.tree.apply_batch(b)?;
         self.db.flush_async().await?;
+        st.release_deferred()?;
         st.next_seq = sequence + 1;
         st.batches += 1;
         st.bytes += len;
@@ -512,11 +528,10 @@ impl Buffer {
             st.batches = st.batches.saturating_sub(1);
             st.bytes = st.bytes.saturating_sub(stored_len(&v));
             if let Some(p) = ptr_of(&v) {
-                // The pointer's removal is not flushed (see above): if it
-                // comes back after a crash its segment must still be there,
-                // so only let go of the segment once the removal is durable.
-                self.db.flush_async().await?;
-                st.cold.release(&p)?;
+                // The removal is not flushed (see above): if the pointer
+                // comes back after a crash its record must still be there,
+                // so the segment is let go after the next flush.
+                st.deferred.push(p);
             }
         }
         st.priority.remove(&sequence);
@@ -717,6 +732,7 @@ impl Buffer {
                 st.cold.release(old)?;
             }
         }
+        st.release_deferred()?;
         let n = run.len() as u64;
         st.batches = st.batches - n + 1;
         st.bytes = st.bytes.saturating_sub(old_bytes) + new_len;
@@ -739,7 +755,9 @@ impl Buffer {
 
     /// Flushes everything to disk (at shutdown).
     pub async fn flush(&self) -> Result<(), BufferError> {
+        let mut st = self.state.lock().await;
         self.db.flush_async().await?;
+        st.release_deferred()?;
         Ok(())
     }
 
