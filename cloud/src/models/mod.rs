@@ -372,8 +372,7 @@ async fn insert_assignment(
     caches: &Caches,
     actor: &str,
     (kind, target): (&str, &str),
-    model_id: &str,
-    version: &str,
+    (model_id, version): (&str, &str),
     action: &str,
     before: Option<&Assignment>,
 ) -> Result<Assignment, AppError> {
@@ -453,8 +452,7 @@ pub async fn assign(
         caches,
         actor,
         (kind, &target),
-        &n.model_id,
-        &n.version,
+        (&n.model_id, &n.version),
         "assign",
         before.first(),
     )
@@ -493,8 +491,7 @@ pub async fn rollback(
         caches,
         actor,
         (kind, &target),
-        &r.model_id,
-        &previous.version,
+        (&r.model_id, &previous.version),
         "rollback",
         Some(current),
     )

@@ -433,7 +433,7 @@ async fn outage_fill(
         limits.compact_max_samples
     );
     println!(
-        "| hours of backlog | samples | batches held | logical bytes/sample | sled directory bytes/sample (all overhead) |"
+        "| hours of backlog | samples | batches held | logical bytes/sample | buffer directory bytes/sample (sled + segment files, all overhead) |"
     );
     println!("|---|---|---|---|---|");
     let t = Instant::now();
