@@ -6,15 +6,13 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use dcmms_cloud::auth::Role;
 use dcmms_cloud::{audit, gateways, testing};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::Ctx;
-use tower::ServiceExt;
 
 fn sha(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
@@ -35,43 +33,14 @@ fn upload_body(meta: Value, onnx: &[u8]) -> Value {
     json!({"metadata": meta, "onnx_base64": base64::engine::general_purpose::STANDARD.encode(onnx)})
 }
 
-/// A gateway request: status and raw body.
-async fn as_gateway(
-    ctx: &Ctx,
-    method: Method,
-    uri: &str,
-    credential: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(c) = credential {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {c}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    }
-    .unwrap();
-    let resp = ctx.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    (status, bytes.to_vec())
-}
-
 async fn sync(ctx: &Ctx, cred: &str, body: Value) -> (StatusCode, Value) {
-    let (s, b) = as_gateway(
-        ctx,
+    ctx.call(
         Method::POST,
         "/api/v1/gateway/models/sync",
         Some(cred),
         Some(body),
     )
-    .await;
-    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    .await
 }
 
 fn versions(answer: &Value) -> Vec<String> {
@@ -204,23 +173,23 @@ async fn scenario(ctx: &Ctx) {
     let running = |v: &str, bytes: &[u8], err: Option<&str>| json!({"running": [{"model_id": "wt-ae", "version": v, "onnx_sha256": sha(bytes), "last_error": err}]});
     let (s, a) = sync(ctx, &gw.credential, running("1.0.0", &v1, None)).await;
     assert_eq!((s, versions(&a).len()), (StatusCode::OK, 0), "{a}");
-    let (s, _) = as_gateway(
-        ctx,
-        Method::POST,
-        "/api/v1/gateway/models/sync",
-        None,
-        Some(running("1.0.0", &v1, None)),
-    )
-    .await;
+    let (s, _) = ctx
+        .call_raw(
+            Method::POST,
+            "/api/v1/gateway/models/sync",
+            None,
+            Some(running("1.0.0", &v1, None)),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = as_gateway(
-        ctx,
-        Method::POST,
-        "/api/v1/gateway/models/sync",
-        Some("gw-m.wrong"),
-        Some(running("1.0.0", &v1, None)),
-    )
-    .await;
+    let (s, _) = ctx
+        .call_raw(
+            Method::POST,
+            "/api/v1/gateway/models/sync",
+            Some("gw-m.wrong"),
+            Some(running("1.0.0", &v1, None)),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     // Asset class, then the gateway's own assignment, which wins.
@@ -293,23 +262,23 @@ async fn scenario(ctx: &Ctx) {
     );
 
     // The gateway fetches both files of its assignment.
-    let (s, bytes) = as_gateway(
-        ctx,
-        Method::GET,
-        "/api/v1/gateway/models/wt-ae/1.1.0/onnx",
-        Some(&gw.credential),
-        None,
-    )
-    .await;
+    let (s, bytes) = ctx
+        .call_raw(
+            Method::GET,
+            "/api/v1/gateway/models/wt-ae/1.1.0/onnx",
+            Some(&gw.credential),
+            None,
+        )
+        .await;
     assert_eq!((s, bytes), (StatusCode::OK, v2.clone()));
-    let (s, meta) = as_gateway(
-        ctx,
-        Method::GET,
-        "/api/v1/gateway/models/wt-ae/1.1.0/metadata",
-        Some(&gw.credential),
-        None,
-    )
-    .await;
+    let (s, meta) = ctx
+        .call_raw(
+            Method::GET,
+            "/api/v1/gateway/models/wt-ae/1.1.0/metadata",
+            Some(&gw.credential),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         serde_json::from_slice::<Value>(&meta).unwrap(),
@@ -319,17 +288,19 @@ async fn scenario(ctx: &Ctx) {
         "/api/v1/gateway/models/wt-ae/7.0.0/onnx",
         "/api/v1/gateway/models/wt-ae/1.1.0/weights",
     ] {
-        let (s, _) = as_gateway(ctx, Method::GET, uri, Some(&gw.credential), None).await;
+        let (s, _) = ctx
+            .call_raw(Method::GET, uri, Some(&gw.credential), None)
+            .await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{uri}");
     }
-    let (s, _) = as_gateway(
-        ctx,
-        Method::GET,
-        "/api/v1/gateway/models/wt-ae/1.1.0/onnx",
-        None,
-        None,
-    )
-    .await;
+    let (s, _) = ctx
+        .call_raw(
+            Method::GET,
+            "/api/v1/gateway/models/wt-ae/1.1.0/onnx",
+            None,
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     // It runs it now; a failure of a later version would show here too.

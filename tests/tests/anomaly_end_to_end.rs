@@ -18,7 +18,7 @@ mod opcua_support;
 
 use dcmms_simulators::modbus::SimClock;
 use dcmms_simulators::opcua::{
-    RunningTurbine, TurbineModel, TurbineServerConfig, WindFault, WindFaultKind, variable_node_id,
+    RunningTurbine, TurbineModel, TurbineServerConfig, WindFault, WindFaultKind,
 };
 use opcua_support::{Api, connected, site, wait_until};
 use serde_json::{Value, json};
@@ -29,17 +29,6 @@ const GATEWAY: &str = "anomaly-e2e-gw";
 const DEVICE: &str = "wtg-01";
 const MINUTE: i64 = 60_000;
 const SPEEDUP: f64 = 30.0;
-/// The turbine's variables and the model roles they feed.
-const ROLES: [(&str, &str); 8] = [
-    ("WindSpeed", "wind_speed"),
-    ("ActivePower", "active_power"),
-    ("RotorSpeed", "rotor_speed"),
-    ("PitchAngle", "pitch_angle"),
-    ("GearboxTemperature", "gearbox_temp"),
-    ("GeneratorTemperature", "generator_temp"),
-    ("BearingTemperature", "bearing_temp"),
-    ("AmbientTemperature", "ambient_temp"),
-];
 
 fn now_ms() -> i64 {
     dcmms_cloud::gateways::now_ms()
@@ -124,26 +113,7 @@ async fn gearbox_overheating_in_the_turbine_becomes_an_alarm_with_its_explanatio
     .unwrap();
 
     // The edge: every variable subscribed, the committed model bound.
-    let model_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../edge/models/wind-turbine/wind-turbine-ae.onnx");
-    let mut toml = format!(
-        "endpoint_url = \"{}\"\npublishing_interval_ms = 100\nsampling_interval_ms = 30\nqueue_size = 20\n",
-        turbine.endpoint_url()
-    );
-    for (var, _) in ROLES {
-        toml.push_str(&format!(
-            "[[devices.opcua.points]]\nname = \"{var}\"\nnode_id = \"{}\"\n",
-            variable_node_id(turbine.namespace(), var)
-        ));
-    }
-    toml.push_str(&format!(
-        "[anomaly]\n[[anomaly.models]]\nid = \"wind-turbine-ae\"\npath = \"{}\"\n\
-         [[anomaly.assets]]\nasset = \"WTG-01\"\nmodel = \"wind-turbine-ae\"\n[anomaly.assets.points]\n",
-        model_path.display()
-    ));
-    for (var, role) in ROLES {
-        toml.push_str(&format!("{role} = \"{DEVICE}/{var}\"\n"));
-    }
+    let toml = opcua_support::turbine_with_model_toml(&turbine, 30, "");
     let stop_edge = CancellationToken::new();
     let edge = dcmms_edge::start(site.edge_config(GATEWAY, &toml), stop_edge.clone())
         .await

@@ -12,9 +12,7 @@ mod opcua_support;
 
 use base64::Engine as _;
 use dcmms_simulators::modbus::SimClock;
-use dcmms_simulators::opcua::{
-    RunningTurbine, TurbineModel, TurbineServerConfig, variable_node_id,
-};
+use dcmms_simulators::opcua::{RunningTurbine, TurbineModel, TurbineServerConfig};
 use opcua_support::{Api, connected, site, wait_until};
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -23,16 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 const GATEWAY: &str = "rollout-gw";
 const DEVICE: &str = "wtg-01";
-const ROLES: [(&str, &str); 8] = [
-    ("WindSpeed", "wind_speed"),
-    ("ActivePower", "active_power"),
-    ("RotorSpeed", "rotor_speed"),
-    ("PitchAngle", "pitch_angle"),
-    ("GearboxTemperature", "gearbox_temp"),
-    ("GeneratorTemperature", "generator_temp"),
-    ("BearingTemperature", "bearing_temp"),
-    ("AmbientTemperature", "ambient_temp"),
-];
 
 async fn edge_status(addr: std::net::SocketAddr) -> Value {
     reqwest::get(format!("http://{addr}/api/v1/status"))
@@ -67,26 +55,8 @@ async fn an_assigned_model_is_pulled_and_swapped_and_a_corrupt_one_is_refused_an
     )
     .await
     .unwrap();
-    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../edge/models/wind-turbine/wind-turbine-ae.onnx");
-    let mut toml = format!(
-        "endpoint_url = \"{}\"\npublishing_interval_ms = 100\nsampling_interval_ms = 50\nqueue_size = 20\n",
-        turbine.endpoint_url()
-    );
-    for (var, _) in ROLES {
-        toml.push_str(&format!(
-            "[[devices.opcua.points]]\nname = \"{var}\"\nnode_id = \"{}\"\n",
-            variable_node_id(turbine.namespace(), var)
-        ));
-    }
-    toml.push_str(&format!(
-        "[anomaly]\nsync_interval_ms = 300\n[[anomaly.models]]\nid = \"wind-turbine-ae\"\npath = \"{}\"\n\
-         [[anomaly.assets]]\nasset = \"WTG-01\"\nmodel = \"wind-turbine-ae\"\n[anomaly.assets.points]\n",
-        committed.display()
-    ));
-    for (var, role) in ROLES {
-        toml.push_str(&format!("{role} = \"{DEVICE}/{var}\"\n"));
-    }
+    let committed = opcua_support::committed_wind_model();
+    let toml = opcua_support::turbine_with_model_toml(&turbine, 50, "sync_interval_ms = 300\n");
     let config = site.edge_config(GATEWAY, &toml);
     let stop_edge = CancellationToken::new();
     let edge = dcmms_edge::start(config.clone(), stop_edge.clone())

@@ -83,12 +83,8 @@ pub async fn logout(
     _who: Principal,
     headers: axum::http::HeaderMap,
 ) -> Result<StatusCode, AppError> {
-    if let Some(t) = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        users::revoke_token(&st.db, &st.caches, t.trim()).await?;
+    if let Some(t) = super::extract::bearer(&headers) {
+        users::revoke_token(&st.db, &st.caches, t).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

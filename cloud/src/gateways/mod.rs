@@ -96,6 +96,24 @@ pub async fn create(db: &Db, id: &str, name: &str) -> Result<NewGateway, Gateway
     })
 }
 
+/// The gateway a request's `Authorization: Bearer <credential>` names, or
+/// 401 saying what is wrong.
+pub async fn from_headers(
+    db: &Db,
+    headers: &axum::http::HeaderMap,
+) -> Result<String, crate::http::problem::AppError> {
+    use crate::http::problem::AppError;
+    let credential =
+        crate::auth::extract::bearer(headers).ok_or_else(|| AppError::Unauthorized {
+            detail: "send the gateway credential as 'Authorization: Bearer <credential>'".into(),
+        })?;
+    authenticate(db, credential)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized {
+            detail: "unknown gateway or wrong credential".into(),
+        })
+}
+
 /// Checks a presented credential; returns the gateway id when it is valid.
 pub async fn authenticate(db: &Db, credential: &str) -> Result<Option<String>, sqlx::Error> {
     let Some((id, secret)) = dcmms_shared::api::split_gateway_credential(credential) else {

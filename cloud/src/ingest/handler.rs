@@ -57,18 +57,12 @@ pub async fn ingest(
     body: Bytes,
 ) -> Result<Json<IngestAck>, AppError> {
     let t = std::time::Instant::now();
-    let credential = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| AppError::Unauthorized {
-            detail: "send the gateway credential as 'Authorization: Bearer <credential>'".into(),
-        })?;
-    let Some(gateway_id) = gateways::authenticate(&st.db, credential.trim()).await? else {
-        st.metrics.ingest_rejected("unauthorized");
-        return Err(AppError::Unauthorized {
-            detail: "unknown gateway or wrong credential".into(),
-        });
+    let gateway_id = match gateways::from_headers(&st.db, &headers).await {
+        Ok(g) => g,
+        Err(e) => {
+            st.metrics.ingest_rejected("unauthorized");
+            return Err(e);
+        }
     };
     let t = super::phases::record(super::phases::Phase::Auth, t);
     let ctype = headers

@@ -209,22 +209,6 @@ pub async fn drift(
     )))
 }
 
-/// The gateway named by the request's credential.
-async fn gateway_of(st: &AppState, headers: &HeaderMap) -> Result<String, AppError> {
-    let credential = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| AppError::Unauthorized {
-            detail: "send the gateway credential as 'Authorization: Bearer <credential>'".into(),
-        })?;
-    gateways::authenticate(&st.db, credential.trim())
-        .await?
-        .ok_or_else(|| AppError::Unauthorized {
-            detail: "unknown gateway or wrong credential".into(),
-        })
-}
-
 /// A gateway reports the models it runs and its drift reports, and gets
 /// its assignments (gateway credential).
 #[utoipa::path(post, path = "/api/v1/gateway/models/sync", tag = "gateway", request_body = ModelSyncRequest,
@@ -235,7 +219,7 @@ pub async fn sync(
     headers: HeaderMap,
     JsonBody(req): JsonBody<ModelSyncRequest>,
 ) -> Result<Json<ModelSyncResponse>, AppError> {
-    let gateway = gateway_of(&st, &headers).await?;
+    let gateway = gateways::from_headers(&st.db, &headers).await?;
     Ok(Json(super::sync(&st.db, &st.caches, &gateway, &req).await?))
 }
 
@@ -249,7 +233,7 @@ pub async fn gateway_file(
     headers: HeaderMap,
     Path((model_id, version, file)): Path<(String, String, String)>,
 ) -> Result<Response, AppError> {
-    gateway_of(&st, &headers).await?;
+    gateways::from_headers(&st.db, &headers).await?;
     let missing = || AppError::NotFound {
         detail: format!("no model {model_id}@{version}"),
     };

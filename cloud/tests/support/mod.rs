@@ -39,6 +39,19 @@ impl Ctx {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let (s, bytes) = self.call_raw(method, uri, token, body).await;
+        (s, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// [`Ctx::call`] with the raw response body (files, bytes). `token` is
+    /// any bearer credential: a user's token or a gateway's credential.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Vec<u8>) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -50,7 +63,12 @@ impl Ctx {
             None => req.body(Body::empty()),
         }
         .unwrap();
-        self.send(req).await
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        (status, bytes.to_vec())
     }
 
     /// Sends `req` as it is (e.g. a binary ingest batch); status and JSON body.

@@ -204,3 +204,50 @@ impl Api {
         self.call(reqwest::Method::PUT, path, Some(body)).await
     }
 }
+
+/// The turbine's variables and the wind-turbine model's roles they feed.
+pub const TURBINE_ROLES: [(&str, &str); 8] = [
+    ("WindSpeed", "wind_speed"),
+    ("ActivePower", "active_power"),
+    ("RotorSpeed", "rotor_speed"),
+    ("PitchAngle", "pitch_angle"),
+    ("GearboxTemperature", "gearbox_temp"),
+    ("GeneratorTemperature", "generator_temp"),
+    ("BearingTemperature", "bearing_temp"),
+    ("AmbientTemperature", "ambient_temp"),
+];
+
+/// The committed wind-turbine model.
+pub fn committed_wind_model() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../edge/models/wind-turbine/wind-turbine-ae.onnx")
+}
+
+/// `[devices.opcua]` body subscribing every turbine variable of `turbine`,
+/// then an `[anomaly]` section (`anomaly_settings`: extra keys of it)
+/// binding asset `WTG-01` of device `wtg-01` to the committed model.
+pub fn turbine_with_model_toml(
+    turbine: &dcmms_simulators::opcua::RunningTurbine,
+    sampling_interval_ms: u64,
+    anomaly_settings: &str,
+) -> String {
+    let mut toml = format!(
+        "endpoint_url = \"{}\"\npublishing_interval_ms = 100\nsampling_interval_ms = {sampling_interval_ms}\nqueue_size = 20\n",
+        turbine.endpoint_url()
+    );
+    for (var, _) in TURBINE_ROLES {
+        toml.push_str(&format!(
+            "[[devices.opcua.points]]\nname = \"{var}\"\nnode_id = \"{}\"\n",
+            dcmms_simulators::opcua::variable_node_id(turbine.namespace(), var)
+        ));
+    }
+    toml.push_str(&format!(
+        "[anomaly]\n{anomaly_settings}[[anomaly.models]]\nid = \"wind-turbine-ae\"\npath = \"{}\"\n\
+         [[anomaly.assets]]\nasset = \"WTG-01\"\nmodel = \"wind-turbine-ae\"\n[anomaly.assets.points]\n",
+        committed_wind_model().display()
+    ));
+    for (var, role) in TURBINE_ROLES {
+        toml.push_str(&format!("{role} = \"wtg-01/{var}\"\n"));
+    }
+    toml
+}
