@@ -57,3 +57,80 @@ fn demo_moves_data_to_the_cloud_and_stops_cleanly() {
     let toml = std::fs::read_to_string(dir.path().join("edge.toml")).unwrap();
     dcmms_edge::EdgeConfig::from_toml(&toml, "edge.toml").unwrap();
 }
+
+/// The demo's CMMS side is alive: once the edge has sent the inverters'
+/// power, each inverter asset is linked to it and has meters derived from
+/// telemetry; the seeded PM plans and parts are there.
+#[test]
+fn demo_links_inverter_power_and_derives_meters() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dcmms-demo"))
+        .args([
+            "--cloud-port",
+            "0",
+            "--edge-port",
+            "0",
+            "--modbus-port",
+            "0",
+        ])
+        .args([
+            "--status-every",
+            "1",
+            "--exit-after",
+            "6",
+            "--inverters",
+            "2",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = dcmms_cloud::Db::connect(&dcmms_cloud::testing::sqlite_url(dir.path()))
+            .await
+            .unwrap();
+        let inverters = dcmms_cloud::assets::list_assets(
+            &db,
+            &dcmms_cloud::assets::asset_filters(None, None, Some("inverter")),
+            ("id", false),
+            10,
+            0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(inverters.len(), 2);
+        for inv in &inverters {
+            let links = dcmms_cloud::assets::asset_points(&db, inv.id)
+                .await
+                .unwrap();
+            assert_eq!(
+                links.iter().map(|l| l.role.as_str()).collect::<Vec<_>>(),
+                ["ac_power"],
+                "{}",
+                inv.name
+            );
+            let meters = dcmms_cloud::assets::meters::meters(
+                &db,
+                inv.id,
+                dcmms_cloud::gateways::now_ms() + 86_400_000,
+            )
+            .await
+            .unwrap();
+            let hours = meters
+                .iter()
+                .find(|m| m.name == "running_hours")
+                .unwrap_or_else(|| panic!("{}: {meters:?}", inv.name));
+            assert!(hours.value > 0.0, "{}: {meters:?}", inv.name);
+            assert_eq!(hours.source, "derived");
+        }
+        let plans = dcmms_cloud::pm::active_plans(&db).await.unwrap();
+        assert_eq!(plans.len(), 4);
+    });
+}
