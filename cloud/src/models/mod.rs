@@ -544,6 +544,7 @@ fn check_report(i: usize, d: &DriftReport) -> Result<(), AppError> {
         return Err(AppError::bad_field(f("features"), "1 to 256 features"));
     }
     for (j, x) in d.features.iter().enumerate() {
+        text(&format!("drift[{i}].features[{j}].feature"), &x.feature, 64)?;
         if !(x.psi.is_finite() && x.psi >= 0.0) {
             return Err(AppError::bad_field(
                 format!("drift[{i}].features[{j}].psi"),

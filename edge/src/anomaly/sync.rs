@@ -22,6 +22,8 @@ pub enum SyncError {
         status: reqwest::StatusCode,
         body: String,
     },
+    #[error("model sync: {0} is larger than {MAX_FILE_BYTES} bytes")]
+    TooLarge(String),
 }
 
 /// What one round did.
@@ -32,12 +34,15 @@ pub struct SyncRound {
     pub failed: Vec<String>,
 }
 
+/// Largest model file accepted (the cloud's own limit).
+pub const MAX_FILE_BYTES: usize = 16 << 20;
+
 async fn get_bytes(
     client: &reqwest::Client,
     link: &CloudLink,
     path: &str,
 ) -> Result<Vec<u8>, SyncError> {
-    let resp = client
+    let mut resp = client
         .get(format!("{}{path}", link.url.trim_end_matches('/')))
         .bearer_auth(&link.credential)
         .send()
@@ -47,7 +52,15 @@ async fn get_bytes(
         let body = resp.text().await.unwrap_or_default();
         return Err(SyncError::Status { status, body });
     }
-    Ok(resp.bytes().await?.to_vec())
+    // Read in chunks so a wrong answer cannot take the gateway's memory.
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        out.extend_from_slice(&chunk);
+        if out.len() > MAX_FILE_BYTES {
+            return Err(SyncError::TooLarge(path.to_string()));
+        }
+    }
+    Ok(out)
 }
 
 /// One round: report, read assignments, install what changed.

@@ -71,6 +71,19 @@ fn seg_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016}.seg"))
 }
 
+/// Deletes a segment file; a failure is logged (the file costs space, not
+/// data; the next start tries again).
+fn remove(dir: &Path, id: u64) {
+    let path = seg_path(dir, id);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot delete a delivered segment file")
+        }
+    }
+}
+
 fn ids(dir: &Path) -> std::io::Result<Vec<u64>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir)? {
@@ -105,12 +118,13 @@ impl Cold {
     }
 
     /// Deletes segment files no pointer refers to (records appended before
-    /// a crash and never committed, or segments fully delivered).
+    /// a crash and never committed, or segments fully delivered). A file
+    /// that cannot be deleted is logged and left: it costs space, not data.
     pub fn remove_unreferenced(&mut self) -> std::io::Result<()> {
         let current = self.current.as_ref().map(|c| c.0);
         for id in ids(&self.dir)? {
             if !self.refs.contains_key(&id) && Some(id) != current {
-                std::fs::remove_file(seg_path(&self.dir, id))?;
+                remove(&self.dir, id);
             }
         }
         Ok(())
@@ -140,7 +154,7 @@ impl Cold {
             if let Some(old) = old
                 && !self.refs.contains_key(&old)
             {
-                std::fs::remove_file(seg_path(&self.dir, old))?;
+                remove(&self.dir, old);
             }
         }
         let Some((id, f, size)) = self.current.as_mut() else {
@@ -174,7 +188,7 @@ impl Cold {
         f.read_exact(&mut head).ok()?;
         let len = u32::from_le_bytes(head[0..4].try_into().ok()?);
         let crc = u32::from_le_bytes(head[4..8].try_into().ok()?);
-        if len != p.len || crc != p.crc {
+        if len != p.len || crc != p.crc || u64::from(len) > SEGMENT_MAX {
             return None;
         }
         let mut frame = vec![0u8; len as usize];
@@ -190,7 +204,7 @@ impl Cold {
             if *n == 0 {
                 self.refs.remove(&p.segment);
                 if self.current.as_ref().map(|c| c.0) != Some(p.segment) {
-                    std::fs::remove_file(seg_path(&self.dir, p.segment))?;
+                    remove(&self.dir, p.segment);
                 }
             }
         }
