@@ -1,13 +1,16 @@
-"""Trains the wind-turbine anomaly autoencoder (docs/models/wind-turbine.md).
+"""Trains the anomaly autoencoders: wind turbine (docs/models/wind-turbine.md)
+and PV inverter (docs/models/pv-inverter.md).
 
 Reproducible: fixed seeds for the simulator data and for the network. Run it
 through ./train.sh, which builds the exporter and the venv first.
 
-    python train.py --sim PATH/TO/dcmms-sim [--out wind-turbine]
+    python train.py --sim PATH/TO/dcmms-sim [--asset-class wind|pv|all]
 
-Writes wind-turbine/wind-turbine-ae.onnx and .json (metadata as in
-docs/specs/anomaly-models.md), and the feature-parity fixture
-edge/tests/fixtures/wind_features_{input,expected}.csv.
+Writes wind-turbine/wind-turbine-ae.{onnx,json} (metadata as in
+docs/specs/anomaly-models.md), the parity fixtures
+edge/tests/fixtures/{wind,pv}_features_*.csv and wind_model_expected.csv.
+(The PV model itself is not trained yet: --asset-class pv writes its
+feature-parity fixture only.)
 """
 
 import argparse
@@ -38,9 +41,9 @@ RAISE_COUNT, CLEAR_COUNT = 3, 180
 THRESHOLD_MARGIN = 1.5
 
 
-def export(sim, seed, days, path, faults=()):
-    args = [sim, "dataset", "--asset-class", "wind", "--seed", str(seed),
-            "--days", str(days), "--out", path]
+def export(sim, seed, days, path, faults=(), asset_class="wind", extra=()):
+    args = [sim, "dataset", "--asset-class", asset_class, "--seed", str(seed),
+            "--days", str(days), "--out", path, *extra]
     for f in faults:
         args += ["--fault", f]
     subprocess.run(args, check=True, stderr=subprocess.DEVNULL)
@@ -107,19 +110,35 @@ def write_fixture(sim, params):
         json.dump({"params": params, "window": WINDOW, "header": header[:9]}, f, indent=1)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sim", required=True, help="path of the dcmms-sim binary")
-    ap.add_argument("--out", default=os.path.join(HERE, "wind-turbine"))
-    a = ap.parse_args()
-    os.makedirs(DATA, exist_ok=True)
-    os.makedirs(a.out, exist_ok=True)
+def write_onnx(model, n, graph_name, path):
+    """Exports the MLP with input and output [1, n] (spec §1)."""
+    onx = convert_sklearn(
+        model, initial_types=[("z", FloatTensorType([1, n]))],
+        target_opset={"": 13},
+    )
+    # skl2onnx ends an MLPRegressor with Reshape to [-1, 1] whatever the
+    # number of outputs; the spec wants [1, F].
+    import onnx
+    from onnx import numpy_helper
+    for init in onx.graph.initializer:
+        if init.name == "shape_tensor":
+            init.CopyFrom(numpy_helper.from_array(np.array([1, n], dtype=np.int64), "shape_tensor"))
+    out_dims = onx.graph.output[0].type.tensor_type.shape.dim
+    out_dims[0].dim_value, out_dims[1].dim_value = 1, n
+    onx.graph.name = graph_name  # skl2onnx picks a random one
+    onnx.checker.check_model(onx)
+    with open(path, "wb") as f:
+        f.write(onx.SerializeToString())
+
+
+def train_wind(sim, out):
+    os.makedirs(out, exist_ok=True)
     params = {"rated_kw": 3000.0, "power_curve": F.wind_power_curve()}
 
-    write_fixture(a.sim, params)
-    train_paths, X, _ = dataset(a.sim, TRAIN_SEEDS, params)
+    write_fixture(sim, params)
+    train_paths, X, _ = dataset(sim, TRAIN_SEEDS, params)
     data_sha = sha256_of(train_paths)
-    _, Xv, val_seqs = dataset(a.sim, VAL_SEEDS, params)
+    _, Xv, val_seqs = dataset(sim, VAL_SEEDS, params)
     mean, std = X.mean(axis=0), X.std(axis=0)
     std = np.where(std < 1e-6, 1.0, std)
     Z = (X - mean) / std
@@ -151,24 +170,8 @@ def main():
     raise_level = float(THRESHOLD_MARGIN * max(sustained))
     clear_level = 0.5 * raise_level
 
-    onx = convert_sklearn(
-        model, initial_types=[("z", FloatTensorType([1, X.shape[1]]))],
-        target_opset={"": 13},
-    )
-    # skl2onnx ends an MLPRegressor with Reshape to [-1, 1] whatever the
-    # number of outputs; the spec wants [1, F].
-    import onnx
-    from onnx import numpy_helper
-    for init in onx.graph.initializer:
-        if init.name == "shape_tensor":
-            init.CopyFrom(numpy_helper.from_array(np.array([1, X.shape[1]], dtype=np.int64), "shape_tensor"))
-    out_dims = onx.graph.output[0].type.tensor_type.shape.dim
-    out_dims[0].dim_value, out_dims[1].dim_value = 1, X.shape[1]
-    onx.graph.name = "wind_turbine_ae"  # skl2onnx picks a random one
-    onnx.checker.check_model(onx)
-    onnx_path = os.path.join(a.out, "wind-turbine-ae.onnx")
-    with open(onnx_path, "wb") as f:
-        f.write(onx.SerializeToString())
+    onnx_path = os.path.join(out, "wind-turbine-ae.onnx")
+    write_onnx(model, X.shape[1], "wind_turbine_ae", onnx_path)
     meta = {
         "format": "dcmms-anomaly-model/1",
         "model_id": "wind-turbine-ae",
@@ -196,7 +199,7 @@ def main():
             "network": "sklearn MLPRegressor (32, 4, 32) tanh, identity target",
         },
     }
-    with open(os.path.join(a.out, "wind-turbine-ae.json"), "w") as f:
+    with open(os.path.join(out, "wind-turbine-ae.json"), "w") as f:
         json.dump(meta, f, indent=1, ensure_ascii=False)
         f.write("\n")
     # What sklearn itself predicts for a few inputs: the Rust test runs the
@@ -215,6 +218,82 @@ def main():
     print(f"validation score p50 {q(val_scores, .5):.4f} p99 {q(val_scores, .99):.4f} max {val_scores.max():.4f}")
     print(f"raise {raise_level:.4f} clear {clear_level:.4f} (sustained max {max(sustained):.4f} x {THRESHOLD_MARGIN})")
     print(f"training data sha256 {data_sha}")
+
+
+# ---------------------------------------------------------------------------
+# PV inverter (docs/models/pv-inverter.md), feature set pv_inverter/1.
+
+PV_STEP_MS = 60_000
+PV_RATED_W = 100_000.0
+
+
+def pv_export(sim, seed, days, start, path, faults=()):
+    export(sim, seed, days, path, faults=faults, asset_class="pv",
+           extra=["--step-ms", str(PV_STEP_MS), "--start", start])
+
+
+def pv_load_rows(path):
+    # Roles of pv_inverter/1 from the exporter's columns (PV_HEADER):
+    # poa_irradiance, ambient_temp, module_temp, dc_power, ac_power,
+    # heatsink_temp.
+    return np.loadtxt(path, delimiter=",", skiprows=1, usecols=[1, 2, 3, 4, 7, 8], ndmin=2)
+
+
+# The parity fixture's parameters: the trained model's, except that more
+# rows count as clipped, so that wholly clipped recent parts occur.
+PV_FIXTURE_PARAMS = {
+    "rated_ac_w": PV_RATED_W, "dc_capacity_w": 1.2 * PV_RATED_W, "power_temp_coeff": -0.004,
+    "heatsink_rise_idle_c": 2.0, "heatsink_rise_per_load_c": 30.0, "daylight_poa": 100.0,
+    "clip_fraction": 0.9, "recent_rows": 10, "min_baseline_rows": 60,
+}
+
+
+def write_pv_fixture(sim):
+    """A June noon to the next evening of one inverter with an insulation
+    fault (trips at dawn), a string outage and a failing fan, clipping at
+    noon; windows of 15 hours every 5 rows, so night, dusk, dawn trips,
+    clipped rows and both faults all pass through the features."""
+    fx = os.path.join(REPO, "edge", "tests", "fixtures")
+    os.makedirs(fx, exist_ok=True)
+    tmp = os.path.join(DATA, "pv-fixture.csv")
+    pv_export(sim, 3, 1.3, "2026-06-09T08:00:00Z", tmp,
+              faults=["insulation_fault@0", "string_outage@77400", "failing_fan@90000"])
+    window = {"sample_period_ms": PV_STEP_MS, "length": 900, "step": 5}
+    params = PV_FIXTURE_PARAMS
+    rows = pv_load_rows(tmp)
+    ts = np.loadtxt(tmp, delimiter=",", skiprows=1, usecols=[0], dtype=np.int64)
+    with open(tmp) as f:
+        header = f.readline().strip().split(",")
+    cols = [0, 1, 2, 3, 4, 7, 8]
+    with open(os.path.join(fx, "pv_features_input.csv"), "w") as f:
+        f.write(",".join(header[i] for i in cols) + "\n")
+        for t, r in zip(ts, rows):
+            f.write(str(t) + "," + ",".join(repr(float(v)) for v in r) + "\n")
+    scored = declined = 0
+    with open(os.path.join(fx, "pv_features_expected.csv"), "w") as f:
+        f.write("end_ts_ms," + ",".join(n for n, *_ in F.PV_FEATURES) + "\n")
+        for end in range(window["length"] - 1, len(rows), window["step"]):
+            v = F.pv_features(rows[end - window["length"] + 1 : end + 1], params)
+            if v is None:
+                declined += 1
+                continue
+            scored += 1
+            f.write(str(ts[end]) + "," + ",".join(repr(float(x)) for x in v) + "\n")
+    with open(os.path.join(fx, "pv_features_params.json"), "w") as f:
+        json.dump({"params": params, "window": window, "header": [header[i] for i in cols]}, f, indent=1)
+    print(f"pv fixture: {len(rows)} rows, {scored} windows scored, {declined} declined")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sim", required=True, help="path of the dcmms-sim binary")
+    ap.add_argument("--asset-class", choices=["wind", "pv", "all"], default="all")
+    a = ap.parse_args()
+    os.makedirs(DATA, exist_ok=True)
+    if a.asset_class in ("wind", "all"):
+        train_wind(a.sim, os.path.join(HERE, "wind-turbine"))
+    if a.asset_class in ("pv", "all"):
+        write_pv_fixture(a.sim)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use dcmms_edge::anomaly::detector::{AssetWindow, Hysteresis, WindowReady, score_window};
-use dcmms_edge::anomaly::features::{FeatureSet, Params, WindParams};
+use dcmms_edge::anomaly::features::{FeatureSet, Params, PvParams, WindParams};
 use dcmms_edge::anomaly::model::{Model, ModelError};
 use dcmms_shared::{AnomalyKind, Quality};
 use std::path::{Path, PathBuf};
@@ -31,25 +31,29 @@ fn csv(text: &str) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// The Rust features equal the Python ones on the committed fixture, window
-/// by window, fed through the same row/window machinery the edge runs.
-#[test]
-fn rust_features_match_the_python_training_code() {
+/// Feeds a parity fixture (`<prefix>_features_{params.json,input.csv}`)
+/// through the same row/window machinery the edge runs and checks every
+/// window's features against the ones Python computed
+/// (`<prefix>_features_expected.csv`); returns how many windows matched.
+fn check_parity(
+    prefix: &str,
+    set: FeatureSet,
+    params: impl Fn(serde_json::Value) -> Params,
+) -> usize {
     let meta: serde_json::Value =
-        serde_json::from_str(&fixture("wind_features_params.json")).unwrap();
-    let params: WindParams = serde_json::from_value(meta["params"].clone()).unwrap();
+        serde_json::from_str(&fixture(&format!("{prefix}_features_params.json"))).unwrap();
+    let params = params(meta["params"].clone());
     let window: dcmms_edge::anomaly::model::WindowMeta =
         serde_json::from_value(meta["window"].clone()).unwrap();
-    let input = csv(&fixture("wind_features_input.csv"));
-    let expected = csv(&fixture("wind_features_expected.csv"));
-    assert!(expected.len() > 50, "{}", expected.len());
-    let set = FeatureSet::WindTurbineV1;
-    let params = Params::Wind(params);
-    let mut w = AssetWindow::new(8);
+    let input = csv(&fixture(&format!("{prefix}_features_input.csv")));
+    let expected = csv(&fixture(&format!("{prefix}_features_expected.csv")));
+    let roles = set.roles().len();
+    let mut w = AssetWindow::new(roles);
     let mut got: Vec<WindowReady> = Vec::new();
     // Each CSV row is one instant; the sample at row k's time lands in the
     // row formed for that time once the next instant arrives.
     for row in &input {
+        assert_eq!(row.len(), 1 + roles);
         let ts = row[0] as i64;
         for (role, v) in row[1..].iter().enumerate() {
             w.push(
@@ -70,7 +74,8 @@ fn rust_features_match_the_python_training_code() {
         got.push(r)
     });
     // Python: a window at every `step` rows from the first full one, so
-    // both start at the same window and share the cadence.
+    // both start at the same window and share the cadence; declined
+    // windows are missing from both.
     assert_eq!(got.len(), expected.len());
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(g.end_ms, e[0] as i64);
@@ -83,6 +88,39 @@ fn rust_features_match_the_python_training_code() {
             );
         }
     }
+    got.len()
+}
+
+/// The Rust features equal the Python ones on the committed fixture, window
+/// by window, fed through the same row/window machinery the edge runs.
+#[test]
+fn rust_features_match_the_python_training_code() {
+    let n = check_parity("wind", FeatureSet::WindTurbineV1, |v| {
+        Params::Wind(serde_json::from_value::<WindParams>(v).unwrap())
+    });
+    assert!(n > 50, "{n}");
+}
+
+/// The same for `pv_inverter/1`: a June day and a half with dusk, night,
+/// insulation trips at dawn, clipping, a string outage and a failing fan.
+#[test]
+fn rust_pv_features_match_the_python_training_code() {
+    let n = check_parity("pv", FeatureSet::PvInverterV1, |v| {
+        Params::Pv(serde_json::from_value::<PvParams>(v).unwrap())
+    });
+    assert!(n > 100, "{n}");
+    // The fixture holds what it claims: some windows are declined (night),
+    // and the faults move the features the way the physics says.
+    let expected = csv(&fixture("pv_features_expected.csv"));
+    let input = csv(&fixture("pv_features_input.csv"));
+    let steps = (input.len() - 900) / 5 + 1;
+    assert!(expected.len() < steps, "{} of {steps}", expected.len());
+    let tripped = expected.iter().filter(|e| e[4] == 0.0).count();
+    assert!(tripped > 0, "no window with a daylight trip");
+    let lost = expected.iter().filter(|e| e[3] < -7.0).count();
+    assert!(lost > 0, "no window after the string outage");
+    let hot = expected.iter().filter(|e| e[5] > 1.0).count();
+    assert!(hot > 0, "no window with the failing fan");
 }
 
 #[test]
