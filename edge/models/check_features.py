@@ -64,6 +64,13 @@ def main():
     if [(r["role"], r["unit"]) for r in model["roles"]] != F.WIND_ROLES:
         problems.append("wind-turbine-ae.json roles differ from features.WIND_ROLES: retrain")
     pv_windows = check_pv_fixture(problems)
+    with open(os.path.join(HERE, "pv-inverter", "pv-inverter-ae.json")) as f:
+        model = json.load(f)
+    table = [(x["name"], x["unit"], x["template"], x["decimals"]) for x in model["features"]]
+    if table != [tuple(t) for t in F.PV_FEATURES]:
+        problems.append("pv-inverter-ae.json features differ from features.PV_FEATURES: retrain")
+    if [(r["role"], r["unit"]) for r in model["roles"]] != F.PV_ROLES:
+        problems.append("pv-inverter-ae.json roles differ from features.PV_ROLES: retrain")
     for p in problems:
         print(p, file=sys.stderr)
     print(f"{len(got)} wind and {pv_windows} pv windows checked" if not problems else "MISMATCH")

@@ -1,5 +1,5 @@
-//! The anomaly runtime against the committed wind-turbine model and the
-//! feature-parity fixture written by `edge/models/train.py`.
+//! The anomaly runtime against the committed wind-turbine and PV inverter
+//! models and the parity fixtures written by `edge/models/train.py`.
 #![cfg(feature = "anomaly")]
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +15,10 @@ fn models_dir() -> PathBuf {
 
 fn wind_model() -> PathBuf {
     models_dir().join("wind-turbine-ae.onnx")
+}
+
+fn pv_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pv-inverter/pv-inverter-ae.onnx")
 }
 
 fn fixture(name: &str) -> String {
@@ -163,21 +167,88 @@ fn the_committed_model_loads_and_explains_an_overheating_gearbox() {
 }
 
 /// tract runs the exported graph as sklearn ran the network it came from.
-#[test]
-fn tract_reproduces_the_sklearn_network() {
-    let m = Model::load(&wind_model()).unwrap();
-    let text = fixture("wind_model_expected.csv");
+fn check_export(onnx: &Path, expected: &str) {
+    let m = Model::load(onnx).unwrap();
+    let f = m.feature_count();
+    let text = fixture(expected);
     let mut n = 0;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
-        let z: Vec<f32> = v[..8].iter().map(|x| *x as f32).collect();
+        assert_eq!(v.len(), 2 * f);
+        let z: Vec<f32> = v[..f].iter().map(|x| *x as f32).collect();
         let out = m.reconstruct(&z).unwrap();
-        for (a, b) in out.iter().zip(&v[8..]) {
-            assert!((f64::from(*a) - b).abs() < 1e-4, "{out:?} vs {:?}", &v[8..]);
+        for (a, b) in out.iter().zip(&v[f..]) {
+            assert!((f64::from(*a) - b).abs() < 1e-4, "{out:?} vs {:?}", &v[f..]);
         }
         n += 1;
     }
     assert_eq!(n, 10);
+}
+
+#[test]
+fn tract_reproduces_the_sklearn_network() {
+    check_export(&wind_model(), "wind_model_expected.csv");
+}
+
+#[test]
+fn tract_reproduces_the_sklearn_pv_network() {
+    check_export(&pv_model(), "pv_model_expected.csv");
+}
+
+/// The committed PV model: a healthy window is quiet; one string of twelve
+/// lost (DC power 1/12 below the inverter's own level) raises within
+/// `raise_count` windows, explained by the DC power; a hot heat sink is
+/// explained by the heat sink.
+#[test]
+fn the_committed_pv_model_explains_a_lost_string_and_a_hot_heat_sink() {
+    let m = Model::load(&pv_model()).unwrap();
+    assert_eq!(m.meta.model_id, "pv-inverter-ae");
+    assert_eq!(m.set, FeatureSet::PvInverterV1);
+    let names: Vec<&str> = m.meta.features.iter().map(|f| f.name.as_str()).collect();
+    let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
+    let healthy: Vec<f64> = m.meta.features.iter().map(|f| f.mean).collect();
+    assert!(m.score(&healthy).unwrap().score < m.meta.score.clear);
+    let raise = |x: Vec<f64>| {
+        let mut h = Hysteresis::default();
+        let w = WindowReady {
+            start_ms: 0,
+            end_ms: 86_340_000,
+            features: x,
+        };
+        let mut event = None;
+        for _ in 0..m.meta.score.raise_count {
+            let (score, e) = score_window(&m, "INV-01", &mut h, &w).unwrap();
+            assert!(score > m.meta.score.raise, "{score}");
+            event = event.or(e);
+        }
+        event.expect("raised after raise_count windows")
+    };
+    let mut lost = healthy.clone();
+    lost[at("dc_change")] = 100.0 * (11.0 / 12.0 - 1.0);
+    lost[at("dc_performance")] *= 11.0 / 12.0;
+    let e = raise(lost);
+    assert_eq!(e.asset_class, "pv_inverter");
+    assert_eq!(e.explanation[0].feature, "dc_change", "{:?}", e.explanation);
+    assert!(
+        e.summary.starts_with("DC power ")
+            && e.summary
+                .ends_with(" % below its own level of the last 24 hours at the same irradiance"),
+        "{}",
+        e.summary
+    );
+    let mut hot = healthy.clone();
+    hot[at("heatsink_excess")] = 4.0;
+    let e = raise(hot);
+    assert_eq!(
+        e.explanation[0].feature, "heatsink_excess",
+        "{:?}",
+        e.explanation
+    );
+    assert!(
+        e.summary.starts_with("heat-sink temperature ") && e.summary.contains(" °C above expected"),
+        "{}",
+        e.summary
+    );
 }
 
 /// Copies the committed model into a temp dir for tampering.
