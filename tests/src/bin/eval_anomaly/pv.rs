@@ -18,6 +18,8 @@
 //!   irradiance and load of the 15 minutes after onset.
 //! - Soiling drift (2 % of output a day from onset): the same onsets, runs
 //!   up to 10 days; time to detect in days and the soiling loss by then.
+//! - Both: after a detection the run goes on for 48 hours (the fault
+//!   stays) and reports whether and when the anomaly clears.
 //! - Insulation fault: the physics trips the inverter only while the module
 //!   is below 30 °C, in the first quarter of an hour (night, dawn, cold
 //!   mornings). Reports when the inverter first reports a ground fault
@@ -49,6 +51,8 @@ const WARM_UP: i64 = 26 * HOUR;
 const HORIZON: i64 = 60 * MIN;
 const SOILING_HORIZON: i64 = 10 * DAY;
 const INSULATION_HORIZON: i64 = 4 * DAY;
+/// How long a detected fault is followed to see whether it clears.
+const FOLLOW: i64 = 48 * HOUR;
 /// Soiling drift of the physics: 2 % of output a day, at most 20 %.
 fn soiling_loss_pct(days: f64) -> f64 {
     (2.0 * days).min(20.0)
@@ -167,32 +171,74 @@ struct Injection {
     /// end of the window that raised the anomaly.
     detect_ms: Option<i64>,
     pre_onset_alarms: u32,
-    /// The detection's top feature.
+    /// The detection's top feature and summary.
     top: Option<String>,
+    summary: Option<String>,
     poa_after: f64,
     load_after: f64,
     /// Insulation: first ground-fault report and first daylight trip, from
     /// onset.
     first_report_ms: Option<i64>,
     first_daylight_trip_ms: Option<i64>,
+    /// Within `FOLLOW` after the detection: the first clear (from the
+    /// detection), how many clears and raises after it.
+    cleared_ms: Option<i64>,
+    clears: u32,
+    raised_again: u32,
 }
 
 /// Runs from `onset − WARM_UP` to `onset + horizon`, stopping at the first
 /// raise at or after onset.
-fn detect(model: &Model, inv: &Inverter, onset: i64, horizon: i64) -> Result<Injection> {
+/// Runs from `onset − WARM_UP`; the first raise at or after onset and
+/// within `horizon` is the detection. After it the run goes on for
+/// `follow` (the fault stays) to see whether the anomaly clears.
+fn detect(
+    model: &Model,
+    inv: &Inverter,
+    onset: i64,
+    horizon: i64,
+    follow: i64,
+) -> Result<Injection> {
     let mut r = Injection::default();
-    run(model, inv, onset - WARM_UP, onset + horizon, &mut |e| {
-        if e.kind != AnomalyKind::Raised {
-            return ControlFlow::Continue(());
-        }
-        if e.ts_ms < onset {
-            r.pre_onset_alarms += 1;
-            return ControlFlow::Continue(());
-        }
-        r.detect_ms = Some(e.ts_ms - onset);
-        r.top = e.explanation.first().map(|c| c.feature.clone());
-        ControlFlow::Break(())
-    })?;
+    run(
+        model,
+        inv,
+        onset - WARM_UP,
+        onset + horizon + follow,
+        &mut |e| {
+            let at = e.ts_ms - onset;
+            let Some(d) = r.detect_ms else {
+                if at > horizon {
+                    return ControlFlow::Break(());
+                }
+                if e.kind == AnomalyKind::Raised {
+                    if at < 0 {
+                        r.pre_onset_alarms += 1;
+                    } else {
+                        r.detect_ms = Some(at);
+                        r.top = e.explanation.first().map(|c| c.feature.clone());
+                        r.summary = Some(e.summary.clone());
+                    }
+                }
+                return if r.detect_ms.is_some() && follow == 0 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                };
+            };
+            if at > d + follow {
+                return ControlFlow::Break(());
+            }
+            match e.kind {
+                AnomalyKind::Cleared => {
+                    r.cleared_ms = r.cleared_ms.or(Some(at - d));
+                    r.clears += 1;
+                }
+                AnomalyKind::Raised => r.raised_again += 1,
+            }
+            ControlFlow::Continue(())
+        },
+    )?;
     let (mut poa, mut ac) = (0.0, 0.0);
     for m in 0..15 {
         let (v, _) = inv.observe(onset + m * MIN);
@@ -206,7 +252,7 @@ fn detect(model: &Model, inv: &Inverter, onset: i64, horizon: i64) -> Result<Inj
 
 fn inject_step(model: &Model, kind: PvFaultKind, k: u64, n: u64) -> Result<Injection> {
     let onset = onset_of(kind_index(kind), k, n);
-    detect(model, &faulty(kind, k, onset), onset, HORIZON)
+    detect(model, &faulty(kind, k, onset), onset, HORIZON, FOLLOW)
 }
 
 fn inject_insulation(model: &Model, k: u64, n: u64, daylight: f64) -> Result<Injection> {
@@ -228,7 +274,7 @@ fn inject_insulation(model: &Model, k: u64, n: u64, daylight: f64) -> Result<Inj
     // Up to an hour after the first daylight trip (the whole horizon
     // without one), stopping at the first raise.
     let end = trip.map_or(INSULATION_HORIZON, |d| d + HORIZON);
-    let mut r = detect(model, &inv, onset, end)?;
+    let mut r = detect(model, &inv, onset, end, 0)?;
     r.first_report_ms = report;
     r.first_daylight_trip_ms = trip;
     // Time to detect counts from the first daylight trip.
@@ -263,6 +309,41 @@ fn tops(runs: &[Injection]) -> String {
     parts.join(", ")
 }
 
+/// What happened in the `FOLLOW` after the detections (the fault stays).
+fn after(runs: &[Injection]) {
+    let detected = runs.iter().filter(|r| r.detect_ms.is_some()).count();
+    let hours = sorted(
+        runs.iter()
+            .filter_map(|r| r.cleared_ms.map(|c| c as f64 / HOUR as f64)),
+    );
+    let clears: u32 = runs.iter().map(|r| r.clears).sum();
+    let again: u32 = runs.iter().map(|r| r.raised_again).sum();
+    let when = if hours.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", first clear {:.1} h after detection median, p95 {:.1} h",
+            pct(&hours, 50.0),
+            pct(&hours, 95.0)
+        )
+    };
+    println!(
+        "  48 h after detection, fault still there: cleared in {}/{detected} runs{when}; {clears} clears and {again} raises again in all",
+        hours.len(),
+    );
+}
+
+/// The summary of the first run that raised one, as an example.
+fn example(runs: &[Injection]) {
+    if let Some((k, s)) = runs
+        .iter()
+        .enumerate()
+        .find_map(|(k, r)| r.summary.as_ref().map(|s| (k, s)))
+    {
+        println!("  example: run {k}: \"{s}\"");
+    }
+}
+
 fn report_step(kind: PvFaultKind, runs: &[Injection]) {
     let n = runs.len();
     let within = |limit: i64| {
@@ -282,6 +363,8 @@ fn report_step(kind: PvFaultKind, runs: &[Injection]) {
         pct(&ttd, 95.0),
         tops(runs)
     );
+    example(runs);
+    after(runs);
     for (k, r) in runs.iter().enumerate() {
         if r.detect_ms.is_none_or(|d| d > 15 * MIN) {
             println!(
@@ -323,6 +406,8 @@ fn report_soiling(runs: &[Injection]) {
         pct(&loss, 95.0),
         tops(runs)
     );
+    example(runs);
+    after(runs);
 }
 
 fn report_insulation(runs: &[Injection]) {
@@ -371,6 +456,7 @@ fn report_insulation(runs: &[Injection]) {
         pct(&ttd, 95.0),
         tops(runs)
     );
+    example(runs);
     for (k, r) in runs.iter().enumerate() {
         if let Some(trip) = r.first_daylight_trip_ms
             && r.detect_ms.is_none_or(|d| !(0..=15 * MIN).contains(&d))
@@ -416,7 +502,13 @@ pub(crate) fn evaluate(args: &Args, model: &Model) -> Result<()> {
     let runs = parallel(args, n, |model, k| {
         let kind = PvFaultKind::SoilingDrift;
         let onset = onset_of(kind_index(kind), k, n);
-        detect(model, &faulty(kind, k, onset), onset, SOILING_HORIZON)
+        detect(
+            model,
+            &faulty(kind, k, onset),
+            onset,
+            SOILING_HORIZON,
+            FOLLOW,
+        )
     })?;
     report_soiling(&runs);
     let runs = parallel(args, n, |model, k| inject_insulation(model, k, n, daylight))?;
