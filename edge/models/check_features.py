@@ -1,7 +1,7 @@
-"""Checks that features.py still computes what the committed fixture holds
-(edge/tests/fixtures/wind_features_expected.csv, which the Rust test
-compares with edge/src/anomaly/features.rs) and that the committed model's
-metadata matches features.py's feature table. Exit 0 when equal.
+"""Checks that features.py still computes what the committed fixtures hold
+(edge/tests/fixtures/{wind,pv}_features_expected.csv, which the Rust tests
+compare with edge/src/anomaly/features.rs) and that the committed models'
+metadata match features.py's feature tables. Exit 0 when equal.
 
     python check_features.py
 """
@@ -16,6 +16,26 @@ import features as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FX = os.path.join(HERE, "..", "tests", "fixtures")
+
+
+def check_pv_fixture(problems):
+    with open(os.path.join(FX, "pv_features_params.json")) as f:
+        meta = json.load(f)
+    params, window = meta["params"], meta["window"]
+    rows = np.loadtxt(os.path.join(FX, "pv_features_input.csv"), delimiter=",", skiprows=1)
+    expected = np.loadtxt(os.path.join(FX, "pv_features_expected.csv"), delimiter=",", skiprows=1)
+    got = []
+    for end in range(window["length"] - 1, len(rows), window["step"]):
+        v = F.pv_features(rows[end - window["length"] + 1 : end + 1, 1:], params)
+        if v is not None:
+            got.append([rows[end, 0]] + list(v))
+    got = np.array(got)
+    if got.shape != expected.shape:
+        problems.append(f"pv: {got.shape[0]} windows, fixture has {expected.shape[0]}")
+    elif not np.allclose(got, expected, rtol=1e-9, atol=1e-9):
+        i, j = np.unravel_index(np.argmax(np.abs(got - expected)), got.shape)
+        problems.append(f"pv: window {i} column {j}: python {got[i, j]!r}, fixture {expected[i, j]!r}")
+    return len(got)
 
 
 def main():
@@ -43,9 +63,17 @@ def main():
         problems.append("wind-turbine-ae.json features differ from features.WIND_FEATURES: retrain")
     if [(r["role"], r["unit"]) for r in model["roles"]] != F.WIND_ROLES:
         problems.append("wind-turbine-ae.json roles differ from features.WIND_ROLES: retrain")
+    pv_windows = check_pv_fixture(problems)
+    with open(os.path.join(HERE, "pv-inverter", "pv-inverter-ae.json")) as f:
+        model = json.load(f)
+    table = [(x["name"], x["unit"], x["template"], x["decimals"]) for x in model["features"]]
+    if table != [tuple(t) for t in F.PV_FEATURES]:
+        problems.append("pv-inverter-ae.json features differ from features.PV_FEATURES: retrain")
+    if [(r["role"], r["unit"]) for r in model["roles"]] != F.PV_ROLES:
+        problems.append("pv-inverter-ae.json roles differ from features.PV_ROLES: retrain")
     for p in problems:
         print(p, file=sys.stderr)
-    print(f"{len(got)} windows checked" if not problems else "MISMATCH")
+    print(f"{len(got)} wind and {pv_windows} pv windows checked" if not problems else "MISMATCH")
     return 1 if problems else 0
 
 

@@ -1,7 +1,7 @@
 """Feature sets of docs/specs/anomaly-models.md, section 5.
 
-The Rust twin is edge/src/anomaly/features.rs; the parity fixture written by
-train.py (edge/tests/fixtures/wind_features_*.csv) keeps them equal.
+The Rust twin is edge/src/anomaly/features.rs; the parity fixtures written by
+train.py (edge/tests/fixtures/{wind,pv}_features_*.csv) keep them equal.
 """
 
 import numpy as np
@@ -102,3 +102,100 @@ def wind_features_sliding(rows, params, length, step):
     fe = np.concatenate([[0], np.cumsum(rows[:, 3] >= FEATHERED_DEG)])
     scoreable = (fe[ends + 1] - fe[ends + 1 - length]) == 0
     return ends, feats, scoreable
+
+
+# ---------------------------------------------------------------------------
+# pv_inverter/1 (docs/specs/anomaly-models.md §5)
+
+PV_ROLES = [
+    ("poa_irradiance", "W/m²"),
+    ("ambient_temp", "°C"),
+    ("module_temp", "°C"),
+    ("dc_power", "W"),
+    ("ac_power", "W"),
+    ("heatsink_temp", "°C"),
+]
+
+# (name, unit, template, decimals)
+PV_FEATURES = [
+    ("load_mean", "%", "AC output {abs_delta} % of rating {direction} expected", 0),
+    ("dc_performance", "%", "DC power {abs_delta} % {direction} expected for this irradiance and module temperature", 1),
+    ("dc_change", "%", "DC power {abs_delta} % {direction} its own level of the last 24 hours at the same irradiance", 1),
+    ("efficiency", "%", "DC/AC conversion efficiency {abs_delta} % {direction} expected for this load", 2),
+    ("heatsink_excess", "°C", "heat-sink temperature {abs_delta} °C {direction} expected for this load and ambient", 1),
+]
+
+
+def pv_row_terms(rows, params):
+    """Per-row quantities: daylight, usable (daylight and not clipped), DC
+    power, expected DC power, AC power, load, heat-sink excess."""
+    poa, amb, mod, dc, ac, hs = (rows[:, i] for i in range(6))
+    rated = params["rated_ac_w"]
+    day = poa >= params["daylight_poa"]
+    use = day & (ac < params["clip_fraction"] * rated)
+    exp = params["dc_capacity_w"] * poa / 1000.0 * (1.0 + params["power_temp_coeff"] * (mod - 25.0))
+    load = ac / rated
+    hx = hs - amb - (params["heatsink_rise_idle_c"] + params["heatsink_rise_per_load_c"] * load)
+    return day, use, dc, exp, ac, load, hx
+
+
+def pv_features(window_rows, params):
+    """Features of one window (rows x 6 roles, role order), or None when the
+    window is declined. The recent part is the last recent_rows rows, the
+    baseline part all rows before it."""
+    k = params["recent_rows"]
+    n = len(window_rows)
+    if n <= k:
+        return None
+    day, use, dc, exp, ac, load, hx = pv_row_terms(window_rows, params)
+    if not day[n - k:].all():
+        return None  # night, dawn or dusk in the recent part
+    b, r = slice(0, n - k), slice(n - k, n)
+    b_use, r_use = use[b], use[r]
+    if int(b_use.sum()) < params["min_baseline_rows"]:
+        return None
+    b_exp = float(np.sum(exp[b][b_use]))
+    if not b_exp > 0.0:
+        return None
+    base = float(np.sum(dc[b][b_use])) / b_exp
+    r_exp = float(np.sum(exp[r][r_use]))
+    # No usable recent row (all clipped): no evidence of a change.
+    recent = float(np.sum(dc[r][r_use])) / r_exp if r_exp > 0.0 else base
+    sum_dc = float(np.sum(dc[r]))
+    return np.array([
+        100.0 * float(np.sum(load[r])) / k,
+        100.0 * recent,
+        100.0 * (recent / base - 1.0),
+        100.0 * float(np.sum(ac[r])) / sum_dc if sum_dc > 0.0 else 0.0,
+        float(np.sum(hx[r])) / k,
+    ])
+
+
+def pv_features_sliding(rows, params, length, step):
+    """Features of every window [i-length+1, i] for i = length-1,
+    length-1+step, ... by prefix sums (fast; equal to pv_features up to
+    rounding). Returns (end_indices, features (m x 5), scoreable (m,));
+    declined windows' features are 0."""
+    k = params["recent_rows"]
+    day, use, dc, exp, ac, load, hx = pv_row_terms(rows, params)
+    cols = np.stack([
+        use.astype(np.float64), np.where(use, dc, 0.0), np.where(use, exp, 0.0),
+        (~day).astype(np.float64), load, ac, dc, hx,
+    ], axis=1)
+    cs = np.vstack([np.zeros((1, cols.shape[1])), np.cumsum(cols, axis=0)])
+    ends = np.arange(length - 1, len(rows), step)
+    e1 = ends + 1
+    base = cs[e1 - k] - cs[e1 - length]
+    rec = cs[e1] - cs[e1 - k]
+    ok = ((rec[:, 3] < 0.5) & (base[:, 0] >= params["min_baseline_rows"] - 0.5)
+          & (base[:, 2] > 0.0) & (length > k))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b_ratio = base[:, 1] / base[:, 2]
+        r_ratio = np.where(rec[:, 2] > 0.0, rec[:, 1] / rec[:, 2], b_ratio)
+        eff = np.where(rec[:, 6] > 0.0, 100.0 * rec[:, 5] / rec[:, 6], 0.0)
+        feats = np.stack([
+            100.0 * rec[:, 4] / k, 100.0 * r_ratio, 100.0 * (r_ratio / b_ratio - 1.0),
+            eff, rec[:, 7] / k,
+        ], axis=1)
+    feats[~ok] = 0.0
+    return ends, feats, ok

@@ -1,13 +1,15 @@
-"""Trains the wind-turbine anomaly autoencoder (docs/models/wind-turbine.md).
+"""Trains the anomaly autoencoders: wind turbine (docs/models/wind-turbine.md)
+and PV inverter (docs/models/pv-inverter.md).
 
 Reproducible: fixed seeds for the simulator data and for the network. Run it
 through ./train.sh, which builds the exporter and the venv first.
 
-    python train.py --sim PATH/TO/dcmms-sim [--out wind-turbine]
+    python train.py --sim PATH/TO/dcmms-sim [--asset-class wind|pv|all]
 
-Writes wind-turbine/wind-turbine-ae.onnx and .json (metadata as in
-docs/specs/anomaly-models.md), and the feature-parity fixture
-edge/tests/fixtures/wind_features_{input,expected}.csv.
+Writes wind-turbine/wind-turbine-ae.{onnx,json} and
+pv-inverter/pv-inverter-ae.{onnx,json} (metadata as in
+docs/specs/anomaly-models.md), and the parity fixtures
+edge/tests/fixtures/{wind,pv}_features_*.csv and *_model_expected.csv.
 """
 
 import argparse
@@ -38,9 +40,9 @@ RAISE_COUNT, CLEAR_COUNT = 3, 180
 THRESHOLD_MARGIN = 1.5
 
 
-def export(sim, seed, days, path, faults=()):
-    args = [sim, "dataset", "--asset-class", "wind", "--seed", str(seed),
-            "--days", str(days), "--out", path]
+def export(sim, seed, days, path, faults=(), asset_class="wind", extra=()):
+    args = [sim, "dataset", "--asset-class", asset_class, "--seed", str(seed),
+            "--days", str(days), "--out", path, *extra]
     for f in faults:
         args += ["--fault", f]
     subprocess.run(args, check=True, stderr=subprocess.DEVNULL)
@@ -107,19 +109,35 @@ def write_fixture(sim, params):
         json.dump({"params": params, "window": WINDOW, "header": header[:9]}, f, indent=1)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sim", required=True, help="path of the dcmms-sim binary")
-    ap.add_argument("--out", default=os.path.join(HERE, "wind-turbine"))
-    a = ap.parse_args()
-    os.makedirs(DATA, exist_ok=True)
-    os.makedirs(a.out, exist_ok=True)
+def write_onnx(model, n, graph_name, path):
+    """Exports the MLP with input and output [1, n] (spec §1)."""
+    onx = convert_sklearn(
+        model, initial_types=[("z", FloatTensorType([1, n]))],
+        target_opset={"": 13},
+    )
+    # skl2onnx ends an MLPRegressor with Reshape to [-1, 1] whatever the
+    # number of outputs; the spec wants [1, F].
+    import onnx
+    from onnx import numpy_helper
+    for init in onx.graph.initializer:
+        if init.name == "shape_tensor":
+            init.CopyFrom(numpy_helper.from_array(np.array([1, n], dtype=np.int64), "shape_tensor"))
+    out_dims = onx.graph.output[0].type.tensor_type.shape.dim
+    out_dims[0].dim_value, out_dims[1].dim_value = 1, n
+    onx.graph.name = graph_name  # skl2onnx picks a random one
+    onnx.checker.check_model(onx)
+    with open(path, "wb") as f:
+        f.write(onx.SerializeToString())
+
+
+def train_wind(sim, out):
+    os.makedirs(out, exist_ok=True)
     params = {"rated_kw": 3000.0, "power_curve": F.wind_power_curve()}
 
-    write_fixture(a.sim, params)
-    train_paths, X, _ = dataset(a.sim, TRAIN_SEEDS, params)
+    write_fixture(sim, params)
+    train_paths, X, _ = dataset(sim, TRAIN_SEEDS, params)
     data_sha = sha256_of(train_paths)
-    _, Xv, val_seqs = dataset(a.sim, VAL_SEEDS, params)
+    _, Xv, val_seqs = dataset(sim, VAL_SEEDS, params)
     mean, std = X.mean(axis=0), X.std(axis=0)
     std = np.where(std < 1e-6, 1.0, std)
     Z = (X - mean) / std
@@ -151,24 +169,8 @@ def main():
     raise_level = float(THRESHOLD_MARGIN * max(sustained))
     clear_level = 0.5 * raise_level
 
-    onx = convert_sklearn(
-        model, initial_types=[("z", FloatTensorType([1, X.shape[1]]))],
-        target_opset={"": 13},
-    )
-    # skl2onnx ends an MLPRegressor with Reshape to [-1, 1] whatever the
-    # number of outputs; the spec wants [1, F].
-    import onnx
-    from onnx import numpy_helper
-    for init in onx.graph.initializer:
-        if init.name == "shape_tensor":
-            init.CopyFrom(numpy_helper.from_array(np.array([1, X.shape[1]], dtype=np.int64), "shape_tensor"))
-    out_dims = onx.graph.output[0].type.tensor_type.shape.dim
-    out_dims[0].dim_value, out_dims[1].dim_value = 1, X.shape[1]
-    onx.graph.name = "wind_turbine_ae"  # skl2onnx picks a random one
-    onnx.checker.check_model(onx)
-    onnx_path = os.path.join(a.out, "wind-turbine-ae.onnx")
-    with open(onnx_path, "wb") as f:
-        f.write(onx.SerializeToString())
+    onnx_path = os.path.join(out, "wind-turbine-ae.onnx")
+    write_onnx(model, X.shape[1], "wind_turbine_ae", onnx_path)
     meta = {
         "format": "dcmms-anomaly-model/1",
         "model_id": "wind-turbine-ae",
@@ -196,7 +198,7 @@ def main():
             "network": "sklearn MLPRegressor (32, 4, 32) tanh, identity target",
         },
     }
-    with open(os.path.join(a.out, "wind-turbine-ae.json"), "w") as f:
+    with open(os.path.join(out, "wind-turbine-ae.json"), "w") as f:
         json.dump(meta, f, indent=1, ensure_ascii=False)
         f.write("\n")
     # What sklearn itself predicts for a few inputs: the Rust test runs the
@@ -215,6 +217,255 @@ def main():
     print(f"validation score p50 {q(val_scores, .5):.4f} p99 {q(val_scores, .99):.4f} max {val_scores.max():.4f}")
     print(f"raise {raise_level:.4f} clear {clear_level:.4f} (sustained max {max(sustained):.4f} x {THRESHOLD_MARGIN})")
     print(f"training data sha256 {data_sha}")
+
+
+# ---------------------------------------------------------------------------
+# PV inverter (docs/models/pv-inverter.md), feature set pv_inverter/1.
+
+# Inverter 0 of fleet seed S (dcmms-sim dataset --asset-class pv): every seed
+# is another inverter (DC/AC ratio, soiling, losses) under other weather.
+# Evaluation (dcmms-eval-anomaly) uses seeds >= 5000.
+PV_TRAIN_SEEDS = list(range(1, 193))
+PV_VAL_SEEDS = list(range(193, 217))
+# The first day fills the 24-hour window; windows are scored on the second.
+PV_DAYS = 2
+PV_STEP_MS = 60_000
+PV_WINDOW = {"sample_period_ms": PV_STEP_MS, "length": 1440, "step": 1}
+# Raise after 3 windows (minutes) in a row; clear after 30 minutes.
+PV_RAISE_COUNT, PV_CLEAR_COUNT = 3, 30
+PV_RATED_W = 100_000.0
+# Floors, in the features' units: the smallest deviation the model may treat
+# as meaningful. The simulator's PV signals carry no measurement noise (the
+# healthy DC performance of an inverter is constant to 0.01 %), so scales
+# learnt from its data alone would be hair triggers on any real plant.
+# Each feature's normalisation std and error scale are at least its floor,
+# and a window raises only when its score exceeds what one feature alone
+# 3 floors off gives (9 / F).
+PV_FLOORS = {
+    "load_mean": 2.0,         # % of rating: AC power measurement, cloud timing
+    "dc_performance": 1.0,    # %: irradiance sensor vs array
+    "dc_change": 0.5,         # %: day-to-day stability of the ratio
+    "efficiency": 0.2,        # %: DC and AC power measurements
+    "heatsink_excess": 0.25,  # °C: sensor and airflow
+}
+# Denoising: inputs perturbed by N(0, (0.5 floor)^2), target the clean
+# features, so a deviation below its floor in one feature does not move the
+# reconstruction of the others.
+PV_INPUT_NOISE = 0.5
+
+
+def pv_start(index, count, offset_days=0):
+    """Start dates spread over 2026 so every season is in the data."""
+    day = int(index * 365 / count + offset_days) % 365
+    t = np.datetime64("2026-01-01") + np.timedelta64(day, "D")
+    return f"{t}T00:00:00Z"
+
+
+def pv_export(sim, seed, days, start, path, faults=()):
+    export(sim, seed, days, path, faults=faults, asset_class="pv",
+           extra=["--step-ms", str(PV_STEP_MS), "--start", start])
+
+
+def pv_load_rows(path):
+    # Roles of pv_inverter/1 from the exporter's columns (PV_HEADER):
+    # poa_irradiance, ambient_temp, module_temp, dc_power, ac_power,
+    # heatsink_temp.
+    return np.loadtxt(path, delimiter=",", skiprows=1, usecols=[1, 2, 3, 4, 7, 8], ndmin=2)
+
+
+def pv_csvs(sim, seeds, offset_days):
+    paths = []
+    for i, s in enumerate(seeds):
+        start = pv_start(i, len(seeds), offset_days)
+        p = os.path.join(DATA, f"pv-seed{s}-{start[:10]}-{PV_DAYS}d.csv")
+        pv_export(sim, s, PV_DAYS, start, p)
+        paths.append(p)
+    return paths
+
+
+def pv_fit_heatsink(paths):
+    """Heat-sink rise over ambient = a + b × load, least squares over every
+    training row (the inverter's thermal curve, as a commissioning test would
+    measure it); rounded to 0.001 °C."""
+    rise, load = [], []
+    for p in paths:
+        r = pv_load_rows(p)
+        rise.append(r[:, 5] - r[:, 1])
+        load.append(r[:, 4] / PV_RATED_W)
+    rise, load = np.concatenate(rise), np.concatenate(load)
+    a, b = np.linalg.lstsq(np.stack([np.ones_like(load), load], axis=1), rise, rcond=None)[0]
+    return round(float(a), 3), round(float(b), 3)
+
+
+def pv_features_of(paths, params):
+    per = []
+    for p in paths:
+        _, f, ok = F.pv_features_sliding(pv_load_rows(p), params, PV_WINDOW["length"], PV_WINDOW["step"])
+        per.append(f[ok])  # declined windows (night, no baseline) are not learnt
+    return per
+
+
+# The parity fixture's parameters: the trained model's, except that more
+# rows count as clipped, so that wholly clipped recent parts occur.
+PV_FIXTURE_PARAMS = {
+    "rated_ac_w": PV_RATED_W, "dc_capacity_w": 1.2 * PV_RATED_W, "power_temp_coeff": -0.004,
+    "heatsink_rise_idle_c": 2.0, "heatsink_rise_per_load_c": 30.0, "daylight_poa": 100.0,
+    "clip_fraction": 0.9, "recent_rows": 10, "min_baseline_rows": 60,
+}
+
+
+def write_pv_fixture(sim):
+    """A June noon to the next evening of one inverter with an insulation
+    fault (trips at dawn), a string outage and a failing fan, clipping at
+    noon; windows of 15 hours every 5 rows, so night, dusk, dawn trips,
+    clipped rows and both faults all pass through the features."""
+    fx = os.path.join(REPO, "edge", "tests", "fixtures")
+    os.makedirs(fx, exist_ok=True)
+    tmp = os.path.join(DATA, "pv-fixture.csv")
+    pv_export(sim, 3, 1.3, "2026-06-09T08:00:00Z", tmp,
+              faults=["insulation_fault@0", "string_outage@77400", "failing_fan@90000"])
+    window = {"sample_period_ms": PV_STEP_MS, "length": 900, "step": 5}
+    params = PV_FIXTURE_PARAMS
+    rows = pv_load_rows(tmp)
+    ts = np.loadtxt(tmp, delimiter=",", skiprows=1, usecols=[0], dtype=np.int64)
+    with open(tmp) as f:
+        header = f.readline().strip().split(",")
+    cols = [0, 1, 2, 3, 4, 7, 8]
+    with open(os.path.join(fx, "pv_features_input.csv"), "w") as f:
+        f.write(",".join(header[i] for i in cols) + "\n")
+        for t, r in zip(ts, rows):
+            f.write(str(t) + "," + ",".join(repr(float(v)) for v in r) + "\n")
+    scored = declined = 0
+    with open(os.path.join(fx, "pv_features_expected.csv"), "w") as f:
+        f.write("end_ts_ms," + ",".join(n for n, *_ in F.PV_FEATURES) + "\n")
+        for end in range(window["length"] - 1, len(rows), window["step"]):
+            v = F.pv_features(rows[end - window["length"] + 1 : end + 1], params)
+            if v is None:
+                declined += 1
+                continue
+            scored += 1
+            f.write(str(ts[end]) + "," + ",".join(repr(float(x)) for x in v) + "\n")
+    with open(os.path.join(fx, "pv_features_params.json"), "w") as f:
+        json.dump({"params": params, "window": window, "header": [header[i] for i in cols]}, f, indent=1)
+    print(f"pv fixture: {len(rows)} rows, {scored} windows scored, {declined} declined")
+
+
+def train_pv(sim, out):
+    os.makedirs(out, exist_ok=True)
+    write_pv_fixture(sim)
+    names = [n for n, *_ in F.PV_FEATURES]
+    floors = np.array([PV_FLOORS[n] for n in names])
+    train_paths = pv_csvs(sim, PV_TRAIN_SEEDS, 0)
+    val_paths = pv_csvs(sim, PV_VAL_SEEDS, 7)
+    data_sha = sha256_of(train_paths)
+    idle, per_load = pv_fit_heatsink(train_paths)
+    params = {
+        "rated_ac_w": PV_RATED_W,
+        "dc_capacity_w": 1.2 * PV_RATED_W,  # the fleet's design DC/AC ratio
+        "power_temp_coeff": -0.004,         # module datasheet
+        "heatsink_rise_idle_c": idle,
+        "heatsink_rise_per_load_c": per_load,
+        "daylight_poa": 100.0,
+        "clip_fraction": 0.98,
+        "recent_rows": 10,
+        "min_baseline_rows": 60,
+    }
+    X = np.vstack(pv_features_of(train_paths, params))
+    val_seqs = pv_features_of(val_paths, params)
+    Xv = np.vstack(val_seqs)
+    mean = X.mean(axis=0)
+    std = np.maximum(X.std(axis=0), floors)
+    Z = (X - mean) / std
+    rng = np.random.default_rng(0)
+    Zn = Z + rng.normal(0.0, 1.0, Z.shape) * (PV_INPUT_NOISE * floors / std)
+    model = MLPRegressor(
+        hidden_layer_sizes=(32, 4, 32), activation="tanh", alpha=1e-4,
+        learning_rate_init=1e-3, max_iter=300, batch_size=256,
+        early_stopping=True, n_iter_no_change=15, random_state=0,
+    )
+    model.fit(Zn.astype(np.float32), Z.astype(np.float32))
+    learnt = np.quantile(np.abs(Z - model.predict(Z)), 0.9999, axis=0) / 3.89
+    scale = np.maximum(learnt, floors / std)
+    train_scores = scores_of(model, Z, scale)
+    sustained, val_scores = [], []
+    for f in val_seqs:
+        s = scores_of(model, (f - mean) / std, scale)
+        val_scores.append(s)
+        run_min = np.min(np.stack([s[i : len(s) - PV_RAISE_COUNT + 1 + i] for i in range(PV_RAISE_COUNT)]), axis=0)
+        sustained.append(run_min.max())
+    val_scores = np.concatenate(val_scores)
+    floor_level = 9.0 / len(names)
+    raise_level = float(max(THRESHOLD_MARGIN * max(sustained), floor_level))
+    clear_level = 0.5 * raise_level
+
+    onnx_path = os.path.join(out, "pv-inverter-ae.onnx")
+    write_onnx(model, X.shape[1], "pv_inverter_ae", onnx_path)
+    meta = {
+        "format": "dcmms-anomaly-model/1",
+        "model_id": "pv-inverter-ae",
+        "version": "1.0.0",
+        "asset_class": "pv_inverter",
+        "feature_set": "pv_inverter/1",
+        "onnx_sha256": sha256_of([onnx_path]),
+        "roles": [{"role": r, "unit": u} for r, u in F.PV_ROLES],
+        "params": params,
+        "window": PV_WINDOW,
+        "features": [
+            {"name": n, "unit": u, "mean": float(m), "std": float(s), "error_scale": float(r),
+             "template": t, "decimals": d}
+            for (n, u, t, d), m, s, r in zip(F.PV_FEATURES, mean, std, scale)
+        ],
+        "score": {"raise": raise_level, "clear": clear_level,
+                  "raise_count": PV_RAISE_COUNT, "clear_count": PV_CLEAR_COUNT},
+        "training": {
+            "data_sha256": data_sha,
+            "generator": (f"dcmms-sim dataset --asset-class pv --days {PV_DAYS} --step-ms {PV_STEP_MS}"
+                          f" --seed S --start D (S in {PV_TRAIN_SEEDS[0]}..{PV_TRAIN_SEEDS[-1]},"
+                          f" D spread over 2026: train.py pv_start); files concatenated in seed order"),
+            "seeds": PV_TRAIN_SEEDS,
+            "validation_seeds": PV_VAL_SEEDS,
+            "days_per_seed": PV_DAYS,
+            "windows": int(X.shape[0]),
+            "network": "sklearn MLPRegressor (32, 4, 32) tanh, denoising (input noise 0.5 x floor), clean target",
+            "floors": PV_FLOORS,
+            "learnt_error_scale": {n: float(v * s) for n, v, s in zip(names, learnt, std)},
+            "raise_floor": floor_level,
+            "validation_sustained_max": float(max(sustained)),
+        },
+    }
+    with open(os.path.join(out, "pv-inverter-ae.json"), "w") as f:
+        json.dump(meta, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    fx = os.path.join(REPO, "edge", "tests", "fixtures", "pv_model_expected.csv")
+    probe = np.vstack([Z[rng.integers(0, len(Z), 6)], rng.normal(0, 2, (4, Z.shape[1]))]).astype(np.float32)
+    pred = model.predict(probe)
+    n = Z.shape[1]
+    with open(fx, "w") as f:
+        f.write(f"# {n} inputs (normalised features) then {n} sklearn outputs per line\n")
+        for zi, pi in zip(probe, pred):
+            f.write(",".join(repr(float(v)) for v in list(zi) + list(pi)) + "\n")
+    q = lambda s, p: float(np.quantile(s, p))
+    print(f"pv: training windows {X.shape[0]}, validation windows {Xv.shape[0]}, epochs {model.n_iter_}")
+    print(f"pv: heat-sink rise {idle} + {per_load} x load °C")
+    print("pv: std " + ", ".join(f"{n} {s:.4g}" for n, s in zip(names, std)))
+    print("pv: learnt error scale " + ", ".join(f"{n} {v * s:.4g}" for n, v, s in zip(names, learnt, std)))
+    print(f"pv: train score p50 {q(train_scores, .5):.4f} p99 {q(train_scores, .99):.4f} max {train_scores.max():.4f}")
+    print(f"pv: validation score p50 {q(val_scores, .5):.4f} p99 {q(val_scores, .99):.4f} max {val_scores.max():.4f}")
+    print(f"pv: raise {raise_level:.4f} clear {clear_level:.4f} (sustained validation max {max(sustained):.4f} x {THRESHOLD_MARGIN}, floor {floor_level:.4f})")
+    print(f"pv: training data sha256 {data_sha}")
+
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sim", required=True, help="path of the dcmms-sim binary")
+    ap.add_argument("--asset-class", choices=["wind", "pv", "all"], default="all")
+    a = ap.parse_args()
+    os.makedirs(DATA, exist_ok=True)
+    if a.asset_class in ("wind", "all"):
+        train_wind(a.sim, os.path.join(HERE, "wind-turbine"))
+    if a.asset_class in ("pv", "all"):
+        train_pv(a.sim, os.path.join(HERE, "pv-inverter"))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
-//! The anomaly runtime against the committed wind-turbine model and the
-//! feature-parity fixture written by `edge/models/train.py`.
+//! The anomaly runtime against the committed wind-turbine and PV inverter
+//! models and the parity fixtures written by `edge/models/train.py`.
 #![cfg(feature = "anomaly")]
 #![allow(clippy::unwrap_used)]
 
 use dcmms_edge::anomaly::detector::{AssetWindow, Hysteresis, WindowReady, score_window};
-use dcmms_edge::anomaly::features::{FeatureSet, Params, WindParams};
+use dcmms_edge::anomaly::features::{FeatureSet, Params, PvParams, WindParams};
 use dcmms_edge::anomaly::model::{Model, ModelError};
 use dcmms_shared::{AnomalyKind, Quality};
 use std::path::{Path, PathBuf};
@@ -15,6 +15,10 @@ fn models_dir() -> PathBuf {
 
 fn wind_model() -> PathBuf {
     models_dir().join("wind-turbine-ae.onnx")
+}
+
+fn pv_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pv-inverter/pv-inverter-ae.onnx")
 }
 
 fn fixture(name: &str) -> String {
@@ -31,25 +35,29 @@ fn csv(text: &str) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// The Rust features equal the Python ones on the committed fixture, window
-/// by window, fed through the same row/window machinery the edge runs.
-#[test]
-fn rust_features_match_the_python_training_code() {
+/// Feeds a parity fixture (`<prefix>_features_{params.json,input.csv}`)
+/// through the same row/window machinery the edge runs and checks every
+/// window's features against the ones Python computed
+/// (`<prefix>_features_expected.csv`); returns how many windows matched.
+fn check_parity(
+    prefix: &str,
+    set: FeatureSet,
+    params: impl Fn(serde_json::Value) -> Params,
+) -> usize {
     let meta: serde_json::Value =
-        serde_json::from_str(&fixture("wind_features_params.json")).unwrap();
-    let params: WindParams = serde_json::from_value(meta["params"].clone()).unwrap();
+        serde_json::from_str(&fixture(&format!("{prefix}_features_params.json"))).unwrap();
+    let params = params(meta["params"].clone());
     let window: dcmms_edge::anomaly::model::WindowMeta =
         serde_json::from_value(meta["window"].clone()).unwrap();
-    let input = csv(&fixture("wind_features_input.csv"));
-    let expected = csv(&fixture("wind_features_expected.csv"));
-    assert!(expected.len() > 50, "{}", expected.len());
-    let set = FeatureSet::WindTurbineV1;
-    let params = Params::Wind(params);
-    let mut w = AssetWindow::new(8);
+    let input = csv(&fixture(&format!("{prefix}_features_input.csv")));
+    let expected = csv(&fixture(&format!("{prefix}_features_expected.csv")));
+    let roles = set.roles().len();
+    let mut w = AssetWindow::new(roles);
     let mut got: Vec<WindowReady> = Vec::new();
     // Each CSV row is one instant; the sample at row k's time lands in the
     // row formed for that time once the next instant arrives.
     for row in &input {
+        assert_eq!(row.len(), 1 + roles);
         let ts = row[0] as i64;
         for (role, v) in row[1..].iter().enumerate() {
             w.push(
@@ -70,7 +78,8 @@ fn rust_features_match_the_python_training_code() {
         got.push(r)
     });
     // Python: a window at every `step` rows from the first full one, so
-    // both start at the same window and share the cadence.
+    // both start at the same window and share the cadence; declined
+    // windows are missing from both.
     assert_eq!(got.len(), expected.len());
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(g.end_ms, e[0] as i64);
@@ -83,6 +92,39 @@ fn rust_features_match_the_python_training_code() {
             );
         }
     }
+    got.len()
+}
+
+/// The Rust features equal the Python ones on the committed fixture, window
+/// by window, fed through the same row/window machinery the edge runs.
+#[test]
+fn rust_features_match_the_python_training_code() {
+    let n = check_parity("wind", FeatureSet::WindTurbineV1, |v| {
+        Params::Wind(serde_json::from_value::<WindParams>(v).unwrap())
+    });
+    assert!(n > 50, "{n}");
+}
+
+/// The same for `pv_inverter/1`: a June day and a half with dusk, night,
+/// insulation trips at dawn, clipping, a string outage and a failing fan.
+#[test]
+fn rust_pv_features_match_the_python_training_code() {
+    let n = check_parity("pv", FeatureSet::PvInverterV1, |v| {
+        Params::Pv(serde_json::from_value::<PvParams>(v).unwrap())
+    });
+    assert!(n > 100, "{n}");
+    // The fixture holds what it claims: some windows are declined (night),
+    // and the faults move the features the way the physics says.
+    let expected = csv(&fixture("pv_features_expected.csv"));
+    let input = csv(&fixture("pv_features_input.csv"));
+    let steps = (input.len() - 900) / 5 + 1;
+    assert!(expected.len() < steps, "{} of {steps}", expected.len());
+    let tripped = expected.iter().filter(|e| e[4] == 0.0).count();
+    assert!(tripped > 0, "no window with a daylight trip");
+    let lost = expected.iter().filter(|e| e[3] < -7.0).count();
+    assert!(lost > 0, "no window after the string outage");
+    let hot = expected.iter().filter(|e| e[5] > 1.0).count();
+    assert!(hot > 0, "no window with the failing fan");
 }
 
 #[test]
@@ -125,21 +167,88 @@ fn the_committed_model_loads_and_explains_an_overheating_gearbox() {
 }
 
 /// tract runs the exported graph as sklearn ran the network it came from.
-#[test]
-fn tract_reproduces_the_sklearn_network() {
-    let m = Model::load(&wind_model()).unwrap();
-    let text = fixture("wind_model_expected.csv");
+fn check_export(onnx: &Path, expected: &str) {
+    let m = Model::load(onnx).unwrap();
+    let f = m.feature_count();
+    let text = fixture(expected);
     let mut n = 0;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
-        let z: Vec<f32> = v[..8].iter().map(|x| *x as f32).collect();
+        assert_eq!(v.len(), 2 * f);
+        let z: Vec<f32> = v[..f].iter().map(|x| *x as f32).collect();
         let out = m.reconstruct(&z).unwrap();
-        for (a, b) in out.iter().zip(&v[8..]) {
-            assert!((f64::from(*a) - b).abs() < 1e-4, "{out:?} vs {:?}", &v[8..]);
+        for (a, b) in out.iter().zip(&v[f..]) {
+            assert!((f64::from(*a) - b).abs() < 1e-4, "{out:?} vs {:?}", &v[f..]);
         }
         n += 1;
     }
     assert_eq!(n, 10);
+}
+
+#[test]
+fn tract_reproduces_the_sklearn_network() {
+    check_export(&wind_model(), "wind_model_expected.csv");
+}
+
+#[test]
+fn tract_reproduces_the_sklearn_pv_network() {
+    check_export(&pv_model(), "pv_model_expected.csv");
+}
+
+/// The committed PV model: a healthy window is quiet; one string of twelve
+/// lost (DC power 1/12 below the inverter's own level) raises within
+/// `raise_count` windows, explained by the DC power; a hot heat sink is
+/// explained by the heat sink.
+#[test]
+fn the_committed_pv_model_explains_a_lost_string_and_a_hot_heat_sink() {
+    let m = Model::load(&pv_model()).unwrap();
+    assert_eq!(m.meta.model_id, "pv-inverter-ae");
+    assert_eq!(m.set, FeatureSet::PvInverterV1);
+    let names: Vec<&str> = m.meta.features.iter().map(|f| f.name.as_str()).collect();
+    let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
+    let healthy: Vec<f64> = m.meta.features.iter().map(|f| f.mean).collect();
+    assert!(m.score(&healthy).unwrap().score < m.meta.score.clear);
+    let raise = |x: Vec<f64>| {
+        let mut h = Hysteresis::default();
+        let w = WindowReady {
+            start_ms: 0,
+            end_ms: 86_340_000,
+            features: x,
+        };
+        let mut event = None;
+        for _ in 0..m.meta.score.raise_count {
+            let (score, e) = score_window(&m, "INV-01", &mut h, &w).unwrap();
+            assert!(score > m.meta.score.raise, "{score}");
+            event = event.or(e);
+        }
+        event.expect("raised after raise_count windows")
+    };
+    let mut lost = healthy.clone();
+    lost[at("dc_change")] = 100.0 * (11.0 / 12.0 - 1.0);
+    lost[at("dc_performance")] *= 11.0 / 12.0;
+    let e = raise(lost);
+    assert_eq!(e.asset_class, "pv_inverter");
+    assert_eq!(e.explanation[0].feature, "dc_change", "{:?}", e.explanation);
+    assert!(
+        e.summary.starts_with("DC power ")
+            && e.summary
+                .ends_with(" % below its own level of the last 24 hours at the same irradiance"),
+        "{}",
+        e.summary
+    );
+    let mut hot = healthy.clone();
+    hot[at("heatsink_excess")] = 4.0;
+    let e = raise(hot);
+    assert_eq!(
+        e.explanation[0].feature, "heatsink_excess",
+        "{:?}",
+        e.explanation
+    );
+    assert!(
+        e.summary.starts_with("heat-sink temperature ") && e.summary.contains(" °C above expected"),
+        "{}",
+        e.summary
+    );
 }
 
 /// Copies the committed model into a temp dir for tampering.

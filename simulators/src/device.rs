@@ -5,11 +5,14 @@
 //! polls, the lifetime energy counter, and encodes the result as a SunSpec
 //! register image ([`crate::sunspec`]). It knows nothing about Modbus.
 //!
-//! Fault injection (a later issue) belongs between [`SimulatedInverter::state_at`]
-//! and [`crate::sunspec::build_image`] in [`SimulatedInverter::image_at`]:
-//! a fault plan would transform the computed [`InverterState`] (state
-//! `FAULT`, `Evt1` bits, zero power, ...) before it is encoded.
+//! Inverter faults (issue 6: string outage, over-temperature, soiling,
+//! failing fan, insulation) are physics: [`SimulatedInverter::state_at`]
+//! computes the state with them ([`crate::solar::faults::state_with_faults`]),
+//! so the register image, its `St` and `Evt1`, and the energy counter all
+//! follow. Link faults (slow replies, exceptions, …) are the server's
+//! business ([`crate::modbus::fault`]).
 
+use crate::solar::faults::{PvFault, state_with_faults};
 use crate::solar::{InverterModel, InverterState, SiteModel};
 use crate::sunspec::{DeviceIdentity, RegisterImage, ScaleFactors, build_image};
 
@@ -36,6 +39,8 @@ pub struct SimulatedInverter {
     pub identity: DeviceIdentity,
     /// Fixed scale factors of the register map.
     pub scale: ScaleFactors,
+    /// Inverter faults, active by their own start and end times.
+    pub faults: Vec<PvFault>,
     energy: EnergyCounter,
 }
 
@@ -81,14 +86,21 @@ impl SimulatedInverter {
             model,
             identity,
             scale,
+            faults: Vec::new(),
             energy,
         }
     }
 
-    /// The electrical state at `unix_ms` (pure, does not touch the counter).
+    /// The electrical state at `unix_ms`, with the faults active then
+    /// (pure, does not touch the counter).
     #[must_use]
     pub fn state_at(&self, unix_ms: i64) -> InverterState {
-        self.model.state_at(&self.site, unix_ms)
+        if self.faults.is_empty() {
+            self.model.state_at(&self.site, unix_ms)
+        } else {
+            let site = self.site.conditions(unix_ms);
+            state_with_faults(&self.model, &site, unix_ms, &self.faults)
+        }
     }
 
     /// Lifetime AC energy (Wh) as of the last [`Self::advance_to`].
@@ -130,7 +142,6 @@ impl SimulatedInverter {
     pub fn image_at(&mut self, unix_ms: i64) -> RegisterImage {
         self.advance_to(unix_ms);
         let state = self.state_at(unix_ms);
-        // Fault injection goes here (see the module documentation).
         build_image(
             &self.identity,
             &self.scale,

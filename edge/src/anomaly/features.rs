@@ -1,7 +1,7 @@
 //! The feature sets of docs/specs/anomaly-models.md §5: which roles a set
 //! reads, and how a window of rows becomes a feature vector. Pure; the
-//! Python twin is `edge/models/features.py` (parity test:
-//! `edge/tests/anomaly_features_parity.rs`).
+//! Python twin is `edge/models/features.py` (parity tests in
+//! `edge/tests/anomaly_model.rs` on fixtures the training wrote).
 
 use serde::Deserialize;
 
@@ -9,6 +9,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeatureSet {
     WindTurbineV1,
+    PvInverterV1,
 }
 
 /// Roles of `wind_turbine/1`, in order, with their units.
@@ -87,16 +88,109 @@ impl WindParams {
     }
 }
 
+/// Roles of `pv_inverter/1`, in order, with their units.
+pub const PV_ROLES: [(&str, &str); 6] = [
+    ("poa_irradiance", "W/m²"),
+    ("ambient_temp", "°C"),
+    ("module_temp", "°C"),
+    ("dc_power", "W"),
+    ("ac_power", "W"),
+    ("heatsink_temp", "°C"),
+];
+
+/// Features of `pv_inverter/1`, in order, with their units.
+pub const PV_FEATURES: [(&str, &str); 5] = [
+    ("load_mean", "%"),
+    ("dc_performance", "%"),
+    ("dc_change", "%"),
+    ("efficiency", "%"),
+    ("heatsink_excess", "°C"),
+];
+
+/// Most rows the recent part of a `pv_inverter/1` window may have.
+pub const PV_MAX_RECENT_ROWS: usize = 120;
+
+/// Constants of `pv_inverter/1`, from the metadata's `params`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PvParams {
+    /// AC nameplate rating, W.
+    pub rated_ac_w: f64,
+    /// Nominal DC array capacity at STC, W (the expected DC power's scale).
+    pub dc_capacity_w: f64,
+    /// Power temperature coefficient of the modules, 1/°C (e.g. −0.004).
+    pub power_temp_coeff: f64,
+    /// Heat-sink rise over ambient at no load, °C.
+    pub heatsink_rise_idle_c: f64,
+    /// Additional heat-sink rise at full load, °C (linear in load).
+    pub heatsink_rise_per_load_c: f64,
+    /// Irradiance from which a row counts as daylight, W/m².
+    pub daylight_poa: f64,
+    /// A row with AC power at or above this fraction of the rating is
+    /// clipped (DC power held below what the array offers).
+    pub clip_fraction: f64,
+    /// Rows in the recent part of the window (the rest is the baseline).
+    pub recent_rows: usize,
+    /// Fewest usable (daylight, unclipped) rows the baseline needs.
+    pub min_baseline_rows: usize,
+}
+
+impl PvParams {
+    /// A problem with the parameters, if any.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("rated_ac_w", self.rated_ac_w),
+            ("dc_capacity_w", self.dc_capacity_w),
+            ("daylight_poa", self.daylight_poa),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("params.{name} must be a positive number"));
+            }
+        }
+        let finite = [
+            ("power_temp_coeff", self.power_temp_coeff),
+            ("heatsink_rise_idle_c", self.heatsink_rise_idle_c),
+            ("heatsink_rise_per_load_c", self.heatsink_rise_per_load_c),
+        ];
+        for (name, v) in finite {
+            if !v.is_finite() {
+                return Err(format!("params.{name} must be a finite number"));
+            }
+        }
+        if !(self.clip_fraction > 0.0 && self.clip_fraction <= 1.0) {
+            return Err("params.clip_fraction must be in (0, 1]".into());
+        }
+        if !(1..=PV_MAX_RECENT_ROWS).contains(&self.recent_rows) {
+            return Err(format!(
+                "params.recent_rows must be between 1 and {PV_MAX_RECENT_ROWS}"
+            ));
+        }
+        if self.min_baseline_rows == 0 {
+            return Err("params.min_baseline_rows must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Expected DC power of the array at the maximum power point, W: the
+    /// nominal capacity scaled by irradiance and module temperature.
+    pub fn expected_dc(&self, poa: f64, module_c: f64) -> f64 {
+        self.dc_capacity_w * poa / 1000.0 * (1.0 + self.power_temp_coeff * (module_c - 25.0))
+    }
+}
+
 /// The parameters a feature set needs, parsed from the metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Params {
     Wind(WindParams),
+    Pv(PvParams),
 }
 
 impl FeatureSet {
     pub fn from_name(name: &str) -> Option<FeatureSet> {
         match name {
             "wind_turbine/1" => Some(FeatureSet::WindTurbineV1),
+            "pv_inverter/1" => Some(FeatureSet::PvInverterV1),
             _ => None,
         }
     }
@@ -104,18 +198,21 @@ impl FeatureSet {
     pub fn name(self) -> &'static str {
         match self {
             FeatureSet::WindTurbineV1 => "wind_turbine/1",
+            FeatureSet::PvInverterV1 => "pv_inverter/1",
         }
     }
 
     pub fn roles(self) -> &'static [(&'static str, &'static str)] {
         match self {
             FeatureSet::WindTurbineV1 => &WIND_ROLES,
+            FeatureSet::PvInverterV1 => &PV_ROLES,
         }
     }
 
     pub fn features(self) -> &'static [(&'static str, &'static str)] {
         match self {
             FeatureSet::WindTurbineV1 => &WIND_FEATURES,
+            FeatureSet::PvInverterV1 => &PV_FEATURES,
         }
     }
 
@@ -128,13 +225,20 @@ impl FeatureSet {
                 p.check()?;
                 Ok(Params::Wind(p))
             }
+            FeatureSet::PvInverterV1 => {
+                let p: PvParams =
+                    serde_json::from_value(v.clone()).map_err(|e| format!("params: {e}"))?;
+                p.check()?;
+                Ok(Params::Pv(p))
+            }
         }
     }
 
     /// The feature vector of a window. Every row holds one value per role,
     /// in role order; `out` receives one value per feature. Means over the
     /// rows of per-row terms, summed in row order. False when the set does
-    /// not score this window (then `out` is unspecified).
+    /// not score this window (then `out` is unspecified), or when `params`
+    /// belong to another set.
     pub fn compute<'a>(
         self,
         params: &Params,
@@ -143,6 +247,8 @@ impl FeatureSet {
     ) -> bool {
         match (self, params) {
             (FeatureSet::WindTurbineV1, Params::Wind(p)) => wind_features(p, rows, out),
+            (FeatureSet::PvInverterV1, Params::Pv(p)) => pv_features(p, rows, out),
+            _ => false,
         }
     }
 }
@@ -197,6 +303,102 @@ fn wind_features<'a>(
 /// by almost nothing.
 pub fn power_deviation(sum_power: f64, sum_expected: f64, n: f64, rated_kw: f64) -> f64 {
     100.0 * (sum_power - sum_expected) / sum_expected.max(0.05 * rated_kw * n)
+}
+
+/// Sums over usable rows and plain sums of one part (baseline or recent)
+/// of a `pv_inverter/1` window.
+#[derive(Debug, Default, Clone, Copy)]
+struct PvSums {
+    rows: usize,
+    usable: usize,
+    dc_usable: f64,
+    expected_usable: f64,
+    dc: f64,
+    ac: f64,
+    load: f64,
+    heatsink_excess: f64,
+}
+
+impl PvSums {
+    /// Adds one row (`[poa, ambient, module, dc, ac, heatsink]`).
+    fn add(&mut self, p: &PvParams, r: &[f64; 6]) {
+        let [poa, amb, module, dc, ac, hs] = *r;
+        let load = ac / p.rated_ac_w;
+        if poa >= p.daylight_poa && ac < p.clip_fraction * p.rated_ac_w {
+            self.usable += 1;
+            self.dc_usable += dc;
+            self.expected_usable += p.expected_dc(poa, module);
+        }
+        self.rows += 1;
+        self.dc += dc;
+        self.ac += ac;
+        self.load += load;
+        self.heatsink_excess +=
+            hs - amb - (p.heatsink_rise_idle_c + p.heatsink_rise_per_load_c * load);
+    }
+}
+
+/// `pv_inverter/1` (docs/specs/anomaly-models.md §5): the last
+/// `recent_rows` rows are the recent part, all rows before them the
+/// baseline. The recent rows wait in a ring until they are known to be
+/// recent; a row pushed out of it joins the baseline, so each part is
+/// summed in row order.
+fn pv_features<'a>(p: &PvParams, rows: impl Iterator<Item = &'a [f64]>, out: &mut [f64]) -> bool {
+    let k = p.recent_rows.clamp(1, PV_MAX_RECENT_ROWS);
+    let mut ring = [[0.0f64; 6]; PV_MAX_RECENT_ROWS];
+    let mut seen = 0usize;
+    let mut base = PvSums::default();
+    for r in rows {
+        let row = match *r {
+            [a, b, c, d, e, f, ..] => [a, b, c, d, e, f],
+            _ => continue,
+        };
+        let slot = seen % k;
+        if seen >= k {
+            base.add(p, &ring[slot]);
+        }
+        ring[slot] = row;
+        seen += 1;
+    }
+    if seen <= k {
+        return false;
+    }
+    let mut recent = PvSums::default();
+    // Oldest first: the ring's next slot holds the oldest recent row.
+    for i in 0..k {
+        let row = ring[(seen + i) % k];
+        if row[0] < p.daylight_poa {
+            return false;
+        }
+        recent.add(p, &row);
+    }
+    if base.usable < p.min_baseline_rows || base.expected_usable <= 0.0 {
+        return false;
+    }
+    let baseline = base.dc_usable / base.expected_usable;
+    let now = if recent.expected_usable > 0.0 {
+        recent.dc_usable / recent.expected_usable
+    } else {
+        // Every recent row clipped: no evidence of a change.
+        baseline
+    };
+    let n = k as f64;
+    let efficiency = if recent.dc > 0.0 {
+        100.0 * recent.ac / recent.dc
+    } else {
+        0.0
+    };
+    let values = [
+        100.0 * recent.load / n,
+        100.0 * now,
+        100.0 * (now / baseline - 1.0),
+        efficiency,
+        recent.heatsink_excess / n,
+    ];
+    for (o, v) in out.iter_mut().zip(values) {
+        *o = v;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -257,5 +459,158 @@ mod tests {
         assert!(set.params(&bad).unwrap_err().contains("strictly increase"));
         let unknown = serde_json::json!({"rated_kw": 1.0, "power_curve": [], "x": 1});
         assert!(set.params(&unknown).unwrap_err().contains("unknown field"));
+    }
+
+    fn pv() -> PvParams {
+        PvParams {
+            rated_ac_w: 100_000.0,
+            dc_capacity_w: 120_000.0,
+            power_temp_coeff: -0.004,
+            heatsink_rise_idle_c: 2.0,
+            heatsink_rise_per_load_c: 30.0,
+            daylight_poa: 100.0,
+            clip_fraction: 0.98,
+            recent_rows: 2,
+            min_baseline_rows: 3,
+        }
+    }
+
+    /// A healthy row: the array gives `perf` × the nominal expectation at
+    /// 25 °C, the inverter converts 98 %, the heat sink follows its curve.
+    fn pv_row(poa: f64, perf: f64, excess: f64) -> Vec<f64> {
+        let dc = perf * 120_000.0 * poa / 1000.0;
+        let ac = (0.98 * dc).min(100_000.0);
+        let amb = 30.0;
+        vec![
+            poa,
+            amb,
+            25.0,
+            dc,
+            ac,
+            amb + 2.0 + 30.0 * ac / 100_000.0 + excess,
+        ]
+    }
+
+    fn pv_compute(rows: &[Vec<f64>], p: &PvParams) -> Option<[f64; 5]> {
+        let mut out = [f64::NAN; 5];
+        let params = Params::Pv(p.clone());
+        FeatureSet::PvInverterV1
+            .compute(&params, rows.iter().map(|r| r.as_slice()), &mut out)
+            .then_some(out)
+    }
+
+    #[test]
+    fn pv_features_compare_the_recent_rows_with_the_baseline() {
+        let p = pv();
+        // Baseline: 0.95 of the nominal array; recent: a string lost (×11/12)
+        // and a heat sink 3 °C too warm.
+        let mut rows: Vec<Vec<f64>> = [400.0, 500.0, 600.0, 700.0]
+            .iter()
+            .map(|&g| pv_row(g, 0.95, 0.0))
+            .collect();
+        rows.push(pv_row(500.0, 0.95 * 11.0 / 12.0, 3.0));
+        rows.push(pv_row(300.0, 0.95 * 11.0 / 12.0, 3.0));
+        let f = pv_compute(&rows, &p).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        // Load: AC of the two recent rows over the rating.
+        let ac = 0.98 * 0.95 * 11.0 / 12.0 * 120.0 * (500.0 + 300.0) / 2.0 / 1000.0;
+        assert!(close(f[0], ac), "{f:?}");
+        assert!(close(f[1], 95.0 * 11.0 / 12.0), "{f:?}");
+        assert!(close(f[2], 100.0 * (11.0 / 12.0 - 1.0)), "{f:?}");
+        assert!(close(f[3], 98.0), "{f:?}");
+        assert!(close(f[4], 3.0), "{f:?}");
+        // The same rows healthy: no change, no excess.
+        let healthy: Vec<Vec<f64>> = [400.0, 500.0, 600.0, 700.0, 500.0, 300.0]
+            .iter()
+            .map(|&g| pv_row(g, 0.95, 0.0))
+            .collect();
+        let h = pv_compute(&healthy, &p).unwrap();
+        assert!(
+            close(h[1], 95.0) && h[2].abs() < 1e-9 && h[4].abs() < 1e-9,
+            "{h:?}"
+        );
+    }
+
+    #[test]
+    fn pv_windows_are_declined_at_night_and_without_a_baseline() {
+        let p = pv();
+        let day: Vec<Vec<f64>> = (0..6)
+            .map(|i| pv_row(300.0 + 50.0 * i as f64, 0.95, 0.0))
+            .collect();
+        assert!(pv_compute(&day, &p).is_some());
+        // A recent row below the daylight irradiance: declined.
+        let mut dusk = day.clone();
+        dusk[5] = pv_row(80.0, 0.95, 0.0);
+        assert_eq!(pv_compute(&dusk, &p), None);
+        // Night in the baseline only: scored while 3 usable rows remain.
+        let mut morning = day.clone();
+        morning[0] = pv_row(0.0, 0.95, 0.0);
+        assert!(pv_compute(&morning, &p).is_some());
+        morning[1] = pv_row(50.0, 0.95, 0.0);
+        assert_eq!(pv_compute(&morning, &p), None);
+        // No more rows than the recent part: declined.
+        assert_eq!(pv_compute(&day[..2], &p), None);
+    }
+
+    #[test]
+    fn clipped_rows_do_not_count_as_lost_dc_power() {
+        let p = pv();
+        // A big array clipping at noon: AC at the rating, DC held below what
+        // the array offers. Only the unclipped rows measure performance.
+        let mut rows: Vec<Vec<f64>> = [300.0, 400.0, 500.0, 600.0]
+            .iter()
+            .map(|&g| pv_row(g, 0.95, 0.0))
+            .collect();
+        let mut clipped = pv_row(1000.0, 0.95, 0.0);
+        clipped[3] = 102_000.0;
+        rows.push(clipped.clone());
+        rows.push(clipped);
+        let f = pv_compute(&rows, &p).unwrap();
+        assert!((f[0] - 100.0).abs() < 1e-9, "{f:?}");
+        assert!((f[1] - 95.0).abs() < 1e-9 && f[2].abs() < 1e-9, "{f:?}");
+    }
+
+    #[test]
+    fn a_tripped_inverter_in_daylight_shows_no_dc_and_no_efficiency() {
+        let p = pv();
+        let mut rows: Vec<Vec<f64>> = (0..6).map(|_| pv_row(400.0, 0.95, 0.0)).collect();
+        for r in &mut rows[4..] {
+            r[3] = 0.0;
+            r[4] = 0.0;
+        }
+        let f = pv_compute(&rows, &p).unwrap();
+        assert_eq!((f[0], f[1], f[2], f[3]), (0.0, 0.0, -100.0, 0.0));
+    }
+
+    #[test]
+    fn bad_pv_params_are_named_and_wind_params_do_not_fit() {
+        let set = FeatureSet::PvInverterV1;
+        let mut v = serde_json::to_value(serde_json::json!({
+            "rated_ac_w": 100000.0, "dc_capacity_w": 120000.0, "power_temp_coeff": -0.004,
+            "heatsink_rise_idle_c": 2.0, "heatsink_rise_per_load_c": 30.0,
+            "daylight_poa": 100.0, "clip_fraction": 0.98, "recent_rows": 10,
+            "min_baseline_rows": 60
+        }))
+        .unwrap();
+        assert!(set.params(&v).is_ok());
+        v["recent_rows"] = serde_json::json!(500);
+        assert!(set.params(&v).unwrap_err().contains("recent_rows"));
+        v["recent_rows"] = serde_json::json!(10);
+        v["clip_fraction"] = serde_json::json!(1.5);
+        assert!(set.params(&v).unwrap_err().contains("clip_fraction"));
+        v["clip_fraction"] = serde_json::json!(0.98);
+        v["rated_ac_w"] = serde_json::json!(0.0);
+        assert!(set.params(&v).unwrap_err().contains("rated_ac_w"));
+        let wind =
+            serde_json::json!({"rated_kw": 3000.0, "power_curve": [[3.0, 0.0], [12.0, 3000.0]]});
+        assert!(set.params(&wind).unwrap_err().contains("unknown field"));
+        // Parameters of another set never compute.
+        let rows: Vec<Vec<f64>> = (0..6).map(|_| pv_row(400.0, 0.95, 0.0)).collect();
+        let mut out = [0.0; 5];
+        assert!(!set.compute(
+            &Params::Wind(params()),
+            rows.iter().map(|r| r.as_slice()),
+            &mut out
+        ));
     }
 }

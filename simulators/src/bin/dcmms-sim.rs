@@ -267,11 +267,14 @@ async fn run_modbus(args: ModbusArgs) -> Result<()> {
         clock,
         update_interval: Duration::from_millis(args.update_ms),
     };
+    // A bad --fault flag fails before anything listens.
+    args.faults.split(0).context("--fault flags")?;
     let shutdown = CancellationToken::new();
     let fleet = start_fleet(cfg, shutdown.clone())
         .await
         .context("starting the inverter fleet")?;
-    args.faults
+    let inverter_faults = args
+        .faults
         .apply(&fleet, &shutdown)
         .context("--fault flags")?;
     for (i, addr) in fleet.addrs().iter().enumerate() {
@@ -279,6 +282,19 @@ async fn run_modbus(args: ModbusArgs) -> Result<()> {
             "inverter {i}: SunSpec model 1+103 at 40000, Modbus TCP {addr}, unit id {}, {} kW",
             fleet.unit_id(),
             args.rated_kw
+        );
+    }
+    for f in &inverter_faults {
+        println!(
+            "  fault {} from {} ms{} (simulation time) on {}",
+            f.kind.name(),
+            f.start_ms,
+            f.end_ms.map(|e| format!(" to {e} ms")).unwrap_or_default(),
+            if args.faults.fault_devices.is_empty() {
+                "every inverter".to_string()
+            } else {
+                format!("inverters {:?}", args.faults.fault_devices)
+            }
         );
     }
     tokio::signal::ctrl_c()

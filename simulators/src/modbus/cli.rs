@@ -1,5 +1,6 @@
-//! Command-line pieces of `dcmms-sim modbus` (fault flags) and
-//! `dcmms-sim modbus-rtu`, kept in the library so the binary stays thin.
+//! Command-line pieces of `dcmms-sim modbus` (fault flags: link faults and
+//! inverter faults) and `dcmms-sim modbus-rtu`, kept in the library so the
+//! binary stays thin.
 
 use std::time::Duration;
 
@@ -10,51 +11,91 @@ use super::rtu::{RtuConfig, start_rtu};
 use super::{Fault, FaultPlan, Fleet, SimClock};
 use crate::SimError;
 use crate::solar::SiteModel;
+use crate::solar::faults::PvFault;
 
 /// Fault injection flags.
 #[derive(Debug, Clone, Args)]
 pub struct FaultArgs {
-    /// Inject a fault: none, slow=MS, drop, exception=CODE (4 = server
-    /// device failure), garbage or gone.
-    #[arg(long, default_value = "none")]
-    pub fault: Fault,
-    /// Device index the fault applies to (repeatable; default: every device).
+    /// Inject a fault (repeatable). A link fault, at most one: none,
+    /// slow=MS, drop, exception=CODE (4 = server device failure), garbage or
+    /// gone. Or an inverter fault, `KIND@START_S[-END_S]` in seconds of
+    /// simulation time after start-up: string_outage, over_temperature,
+    /// soiling_drift, failing_fan, insulation_fault (e.g.
+    /// `failing_fan@600` or `string_outage@60-3600`).
+    #[arg(long = "fault", value_name = "FAULT")]
+    pub faults: Vec<String>,
+    /// Device index the faults apply to (repeatable; default: every device).
     #[arg(long = "fault-device")]
     pub fault_devices: Vec<usize>,
-    /// Chance per request that the fault strikes (0..1).
+    /// Chance per request that the link fault strikes (0..1).
     #[arg(long, default_value_t = 1.0)]
     pub fault_probability: f64,
-    /// Start the fault this long after start-up.
+    /// Start the link fault this long after start-up.
     #[arg(long, default_value_t = 0)]
     pub fault_after_ms: u64,
-    /// Clear the fault after this long (0 = keep it).
+    /// Clear the link fault after this long (0 = keep it).
     #[arg(long, default_value_t = 0)]
     pub fault_for_ms: u64,
 }
 
 impl FaultArgs {
-    fn plan(&self) -> FaultPlan {
-        FaultPlan {
-            fault: self.fault,
-            probability: self.fault_probability,
-        }
-    }
-
-    /// Applies the flags to a running fleet (in the background when delayed
-    /// or limited in time).
+    /// The link fault and the inverter faults of the `--fault` flags, the
+    /// latter with start and end `base_ms` + their seconds.
     ///
     /// # Errors
-    /// [`SimError::InvalidConfig`] for an unknown device or a bad
-    /// probability.
-    pub fn apply(&self, fleet: &Fleet, shutdown: &CancellationToken) -> Result<(), SimError> {
-        if self.fault == Fault::None {
-            return Ok(());
+    /// [`SimError::InvalidConfig`] for a flag that is neither, or a second
+    /// link fault.
+    pub fn split(&self, base_ms: i64) -> Result<(Fault, Vec<PvFault>), SimError> {
+        let mut link: Option<Fault> = None;
+        let mut inverter = Vec::new();
+        for f in &self.faults {
+            if f.contains('@') {
+                inverter.push(PvFault::parse(f, base_ms).map_err(SimError::InvalidConfig)?);
+                continue;
+            }
+            let parsed: Fault = f
+                .parse()
+                .map_err(|e: super::FaultParseError| SimError::InvalidConfig(e.to_string()))?;
+            if link.replace(parsed).is_some() {
+                return Err(SimError::InvalidConfig(format!(
+                    "--fault {f:?}: only one link fault (none, slow=MS, drop, …) at a time"
+                )));
+            }
         }
-        let targets: Vec<Option<usize>> = if self.fault_devices.is_empty() {
+        Ok((link.unwrap_or_default(), inverter))
+    }
+
+    fn targets(&self) -> Vec<Option<usize>> {
+        if self.fault_devices.is_empty() {
             vec![None]
         } else {
             self.fault_devices.iter().copied().map(Some).collect()
-        };
+        }
+    }
+
+    /// Applies the flags to a running fleet: inverter faults at once (each
+    /// active from its own start, on the fleet's clock, counted from now),
+    /// the link fault in the background when delayed or limited in time.
+    /// Returns the inverter faults.
+    ///
+    /// # Errors
+    /// [`SimError::InvalidConfig`] for a bad flag, an unknown device or a
+    /// bad probability.
+    pub fn apply(
+        &self,
+        fleet: &Fleet,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<PvFault>, SimError> {
+        let (fault, inverter) = self.split(fleet.clock().now_ms())?;
+        let targets = self.targets();
+        if !inverter.is_empty() {
+            for t in &targets {
+                fleet.set_inverter_faults(*t, &inverter)?;
+            }
+        }
+        if fault == Fault::None {
+            return Ok(inverter);
+        }
         // Validate now, so a typo fails at start-up and not later.
         for t in &targets {
             fleet.set_fault(*t, FaultPlan::default())?;
@@ -65,7 +106,10 @@ impl FaultArgs {
             ));
         }
         let (plan, after, dur) = (
-            self.plan(),
+            FaultPlan {
+                fault,
+                probability: self.fault_probability,
+            },
             Duration::from_millis(self.fault_after_ms),
             Duration::from_millis(self.fault_for_ms),
         );
@@ -91,7 +135,7 @@ impl FaultArgs {
             }
             tracing::info!("fault cleared");
         });
-        Ok(())
+        Ok(inverter)
     }
 }
 
@@ -184,4 +228,45 @@ pub async fn run_rtu(args: RtuArgs) -> Result<(), SimError> {
     shutdown.cancel();
     dev.wait().await;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::solar::faults::PvFaultKind;
+    use std::time::Duration;
+
+    fn args(faults: &[&str]) -> FaultArgs {
+        FaultArgs {
+            faults: faults.iter().map(|f| f.to_string()).collect(),
+            fault_devices: Vec::new(),
+            fault_probability: 1.0,
+            fault_after_ms: 0,
+            fault_for_ms: 0,
+        }
+    }
+
+    #[test]
+    fn fault_flags_split_into_one_link_fault_and_inverter_faults() {
+        let (link, inv) = args(&["slow=250", "string_outage@60", "failing_fan@10-20"])
+            .split(1_000_000)
+            .unwrap();
+        assert_eq!(link, Fault::Slow(Duration::from_millis(250)));
+        assert_eq!(inv.len(), 2);
+        assert_eq!(
+            (inv[0].kind, inv[0].start_ms, inv[0].end_ms),
+            (PvFaultKind::StringOutage, 1_060_000, None)
+        );
+        assert_eq!(
+            (inv[1].kind, inv[1].start_ms, inv[1].end_ms),
+            (PvFaultKind::FailingFan, 1_010_000, Some(1_020_000))
+        );
+        assert_eq!(args(&[]).split(0).unwrap(), (Fault::None, Vec::new()));
+        let two = args(&["drop", "gone"]).split(0).unwrap_err();
+        assert!(two.to_string().contains("only one link fault"), "{two}");
+        let wind = args(&["gearbox_overheat@1"]).split(0).unwrap_err();
+        assert!(wind.to_string().contains("unknown kind"), "{wind}");
+        assert!(args(&["sometimes"]).split(0).is_err());
+    }
 }

@@ -22,7 +22,9 @@
 //! `.await`), so a read always sees one consistent image.
 //!
 //! Faults ([`fault`]) are injected per device or for the whole fleet with
-//! [`Fleet::set_fault`] and [`Fleet::go_away_for`], at any time.
+//! [`Fleet::set_fault`] and [`Fleet::go_away_for`], at any time. Inverter
+//! faults (the physics of [`crate::solar::faults`], each with its own start
+//! and end on the simulation clock) with [`Fleet::set_inverter_faults`].
 //!
 //! Shutdown closes the listeners *and* every open connection: each
 //! device's server runs inside tokio-modbus `serve_until`, whose connection
@@ -55,6 +57,7 @@ use self::fault::{FaultyStream, REPLY_DROP, REPLY_GARBAGE};
 use crate::SimError;
 use crate::device::SimulatedInverter;
 use crate::solar::SiteModel;
+use crate::solar::faults::PvFault;
 use crate::sunspec::{ReadError, RegisterImage};
 
 /// Maximum registers per read request (Modbus application protocol).
@@ -381,6 +384,36 @@ impl Fleet {
         FaultSwitch {
             devices: self.devices.clone(),
         }
+    }
+
+    /// Sets the inverter faults (physics: [`crate::solar::faults`]) of
+    /// device `device`, or of every device for `None`, replacing earlier
+    /// ones; an empty list clears them. The image is recomputed at once.
+    ///
+    /// # Errors
+    /// [`SimError::InvalidConfig`] if there is no such device.
+    pub fn set_inverter_faults(
+        &self,
+        device: Option<usize>,
+        faults: &[PvFault],
+    ) -> Result<(), SimError> {
+        for d in self.targets(device)? {
+            d.sim.lock().unwrap_or_else(PoisonError::into_inner).faults = faults.to_vec();
+            d.refresh();
+        }
+        Ok(())
+    }
+
+    /// The inverter faults of device `device`.
+    #[must_use]
+    pub fn inverter_faults(&self, device: usize) -> Option<Vec<PvFault>> {
+        self.devices.get(device).map(|d| {
+            d.sim
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .faults
+                .clone()
+        })
     }
 
     /// The fault plan of device `device`.
@@ -772,6 +805,57 @@ mod tests {
             .unwrap();
         // The listeners are closed after shutdown.
         assert!(connect_slave(addrs[0], Slave(1)).await.is_err());
+    }
+
+    /// Inverter faults change what the registers say, on the chosen device
+    /// only, from their start on the fleet's clock.
+    #[tokio::test]
+    async fn inverter_faults_show_in_the_registers_of_their_device() {
+        use crate::solar::faults::{EVT_GROUND_FAULT, PvFaultKind};
+        let points = inverter_points();
+        let get = |img: &RegisterImage, name: &str| {
+            let p = points.iter().find(|p| p.name == name).unwrap();
+            expected_value(img, p).unwrap()
+        };
+        let shutdown = CancellationToken::new();
+        // Mid-morning: below clipping, so a lost string shows in full.
+        let morning = JUNE21 + 3 * 3_600_000;
+        let clock = SimClock::frozen(morning);
+        let faulty = fleet_of_two(clock.clone(), &shutdown).await;
+        let healthy = fleet_of_two(SimClock::frozen(morning), &shutdown).await;
+        let outage = PvFault::parse("string_outage@60", morning).unwrap();
+        faulty.set_inverter_faults(Some(0), &[outage]).unwrap();
+        assert_eq!(faulty.snapshot(0), healthy.snapshot(0), "before its start");
+        for f in [&faulty, &healthy] {
+            f.clock().set(morning + 61_000).unwrap();
+        }
+        let (a, b) = (faulty.snapshot(0), healthy.snapshot(0));
+        let ratio = get(&a, "dc_current") / get(&b, "dc_current");
+        assert!((ratio - 11.0 / 12.0).abs() < 0.01, "{ratio}");
+        assert_eq!(get(&a, "dc_voltage"), get(&b, "dc_voltage"));
+        assert!(get(&a, "ac_power") < get(&b, "ac_power"));
+        // The other inverter is untouched.
+        assert_eq!(faulty.snapshot(1), healthy.snapshot(1));
+        assert!(faulty.set_inverter_faults(Some(2), &[outage]).is_err());
+
+        // An insulation fault trips the inverter at night, in the first
+        // quarter of an hour: St = Fault (7), Evt1 ground fault.
+        let insulation = PvFault {
+            kind: PvFaultKind::InsulationFault,
+            start_ms: JUNE21,
+            end_ms: None,
+        };
+        faulty.set_inverter_faults(None, &[insulation]).unwrap();
+        assert_eq!(faulty.inverter_faults(1), Some(vec![insulation]));
+        clock.set(JUNE21 + 20 * 3_600_000 + 5 * 60_000).unwrap();
+        let night = faulty.snapshot(1);
+        assert_eq!(get(&night, "operating_state"), 7.0);
+        assert_eq!(get(&night, "event_flags") as u32 & EVT_GROUND_FAULT, 1);
+        clock.set(JUNE21 + 20 * 3_600_000 + 20 * 60_000).unwrap();
+        assert_eq!(get(&faulty.snapshot(1), "event_flags"), 0.0);
+        shutdown.cancel();
+        faulty.wait().await;
+        healthy.wait().await;
     }
 
     #[tokio::test]

@@ -13,11 +13,16 @@
 //!    (/proc/thread-self/stat) over the timed calls only; generating the
 //!    simulated readings is not counted.
 //!
+//! `--asset-class pv`: the same for the PV inverter model (6 points at the
+//! model's 1-minute period, 24-hour windows, every asset scored every
+//! period as shipped, so there is no second run); it also prints the
+//! process's resident memory once the assets' windows are full.
+//!
 //! Run in release: `cargo run --release -p dcmms-tests --bin
 //! dcmms-bench-anomaly`.
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use dcmms_edge::EdgeConfig;
 use dcmms_edge::anomaly::detector::AssetWindow;
 use dcmms_edge::anomaly::engine::{Engine, Registry};
@@ -25,30 +30,121 @@ use dcmms_edge::anomaly::model::Model;
 use dcmms_edge::drivers::Reading;
 use dcmms_shared::{Quality, Sample};
 use dcmms_simulators::opcua::TurbineModel;
+use dcmms_simulators::solar::faults::state_with_faults;
+use dcmms_simulators::solar::{InverterModel, SiteModel};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AssetClass {
+    /// wind-turbine-ae on the turbine of `dcmms-sim opcua`.
+    Wind,
+    /// pv-inverter-ae on inverters of `dcmms-sim modbus`.
+    Pv,
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "Latency and CPU cost of edge anomaly scoring")]
 struct Args {
-    /// The model (.onnx; metadata beside it).
-    #[arg(long, default_value_os_t = default_model())]
-    model: PathBuf,
+    /// Which model and physics.
+    #[arg(long, value_enum, default_value_t = AssetClass::Wind)]
+    asset_class: AssetClass,
+    /// The model (.onnx; metadata beside it); default: the committed model
+    /// of the asset class.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Windows timed one by one for the latency figures.
     #[arg(long, default_value_t = 100_000)]
     windows: usize,
     /// Assets in the CPU run.
     #[arg(long, default_value_t = 1000)]
     assets: usize,
-    /// Seconds of sample time timed in the CPU run (after the warm-up).
+    /// Sample periods timed in the CPU run (after the warm-up): seconds for
+    /// the wind model, minutes for the PV model.
     #[arg(long, default_value_t = 120)]
-    seconds: i64,
+    periods: i64,
 }
 
-fn default_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/models/wind-turbine/wind-turbine-ae.onnx")
+impl Args {
+    fn model_path(&self) -> PathBuf {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/models");
+        match (&self.model, self.asset_class) {
+            (Some(p), _) => p.clone(),
+            (None, AssetClass::Wind) => models.join("wind-turbine/wind-turbine-ae.onnx"),
+            (None, AssetClass::Pv) => models.join("pv-inverter/pv-inverter-ae.onnx"),
+        }
+    }
 }
+
+/// One simulated asset: its point values at an instant, in role order.
+#[derive(Debug)]
+enum Sim {
+    Wind(Box<TurbineModel>),
+    Pv(Box<(SiteModel, InverterModel)>),
+}
+
+impl Sim {
+    fn new(class: AssetClass, seed: u64) -> Sim {
+        match class {
+            AssetClass::Wind => Sim::Wind(Box::new(TurbineModel::new(seed, 3000.0))),
+            AssetClass::Pv => Sim::Pv(Box::new((
+                SiteModel::bhadla(seed),
+                InverterModel::fleet_member(seed, 0, 100_000.0),
+            ))),
+        }
+    }
+
+    fn vars(&self) -> &'static [&'static str] {
+        match self {
+            Sim::Wind(_) => &VARS,
+            Sim::Pv(_) => &PV_VARS,
+        }
+    }
+
+    fn observe(&self, t: i64) -> Result<Vec<f64>> {
+        match self {
+            Sim::Wind(m) => {
+                let r = m.observe(t);
+                VARS.iter()
+                    .map(|v| r.field(v).context("variable"))
+                    .collect()
+            }
+            Sim::Pv(p) => {
+                let (site, inv) = &**p;
+                let c = site.conditions(t);
+                let s = state_with_faults(inv, &c, t, &[]);
+                Ok(vec![
+                    c.poa,
+                    c.ambient_c,
+                    c.module_c,
+                    s.dc_power_w,
+                    s.ac_power_w,
+                    s.heatsink_c,
+                ])
+            }
+        }
+    }
+}
+
+/// The PV inverter's points (weather station and SunSpec model 103), in
+/// the role order of `pv_inverter/1`.
+const PV_VARS: [&str; 6] = [
+    "Irradiance",
+    "AmbientTemperature",
+    "ModuleTemperature",
+    "DCW",
+    "W",
+    "TmpSnk",
+];
+const PV_ROLES: [&str; 6] = [
+    "poa_irradiance",
+    "ambient_temp",
+    "module_temp",
+    "dc_power",
+    "ac_power",
+    "heatsink_temp",
+];
 
 const VARS: [&str; 8] = [
     "WindSpeed",
@@ -94,24 +190,23 @@ fn us(d: Duration) -> String {
 }
 
 fn latency(args: &Args) -> Result<()> {
-    let model = Model::load(&args.model)?;
+    let model = Model::load(&args.model_path())?;
     let w = model.meta.window;
-    // Realistic inputs: the rows of a simulated turbine, windows as the
+    // Realistic inputs: the rows of a simulated asset, windows as the
     // edge forms them.
-    let turbine = TurbineModel::new(4242, 3000.0);
-    let mut rows: Vec<[f64; 8]> = Vec::new();
-    let mut aw = AssetWindow::new(8);
+    let sim = Sim::new(args.asset_class, 4242);
+    let roles = sim.vars().len();
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    let mut aw = AssetWindow::new(roles);
     let mut windows = Vec::new();
     let mut t = T0;
     while windows.len() < args.windows.min(20_000) {
-        let r = turbine.observe(t);
-        let mut row = [0.0; 8];
-        for (i, v) in VARS.iter().enumerate() {
-            row[i] = r.field(v).context("variable")?;
+        let row = sim.observe(t)?;
+        for (i, v) in row.iter().enumerate() {
             aw.push(
                 i,
                 t,
-                row[i],
+                *v,
                 Quality::Good,
                 w,
                 model.set,
@@ -131,11 +226,23 @@ fn latency(args: &Args) -> Result<()> {
         infer.push(start.elapsed());
         sink += s.score;
     }
-    // Whole window: features over `length` rows, then scoring.
+    // Whole window: features over `length` rows, then scoring. PV: only
+    // the windows the edge scores (daylight).
     let mut whole = Vec::with_capacity(args.windows);
     let mut feats = vec![0.0; model.feature_count()];
-    for k in 0..args.windows {
+    let mut k = 0;
+    while whole.len() < args.windows {
         let end = w.length + (k * w.step) % (rows.len() - w.length);
+        k += 1;
+        if args.asset_class == AssetClass::Pv
+            && !model.set.compute(
+                &model.params,
+                rows[end - w.length..end].iter().map(|r| &r[..]),
+                &mut feats,
+            )
+        {
+            continue;
+        }
         let start = Instant::now();
         model.set.compute(
             &model.params,
@@ -180,21 +287,26 @@ fn fleet_config(args: &Args, model: &Path) -> Result<EdgeConfig> {
     let mut t = String::from(
         "gateway_id = \"gw\"\n[cloud]\nurl = \"http://127.0.0.1:9\"\ncredential = \"gw.00\"\n",
     );
+    let vars = Sim::new(args.asset_class, 0).vars();
+    let (roles, id, prefix) = match args.asset_class {
+        AssetClass::Wind => (&ROLES[..], "wind-turbine-ae", "WTG"),
+        AssetClass::Pv => (&PV_ROLES[..], "pv-inverter-ae", "INV"),
+    };
     t.push_str("[[templates]]\nname = \"turbine\"\n");
-    for (i, v) in VARS.iter().enumerate() {
+    for (i, v) in vars.iter().enumerate() {
         t.push_str(&format!(
             "[[templates.points]]\nname = \"{v}\"\naddress = {i}\ntype = \"u16\"\n"
         ));
     }
     t.push_str(&format!(
-        "[anomaly]\nwatch_interval_ms = 0\n[[anomaly.models]]\nid = \"wind-turbine-ae\"\npath = {:?}\n",
+        "[anomaly]\nwatch_interval_ms = 0\n[[anomaly.models]]\nid = \"{id}\"\npath = {:?}\n",
         model.display().to_string()
     ));
     for a in 0..args.assets {
         t.push_str(&format!(
-            "[[anomaly.assets]]\nasset = \"WTG-{a:04}\"\nmodel = \"wind-turbine-ae\"\n[anomaly.assets.points]\n"
+            "[[anomaly.assets]]\nasset = \"{prefix}-{a:04}\"\nmodel = \"{id}\"\n[anomaly.assets.points]\n"
         ));
-        for (role, v) in ROLES.iter().zip(VARS) {
+        for (role, v) in roles.iter().zip(vars) {
             t.push_str(&format!("{role} = \"t{a:04}/{v}\"\n"));
         }
     }
@@ -210,21 +322,22 @@ fn fleet_config(args: &Args, model: &Path) -> Result<EdgeConfig> {
 fn cpu(args: &Args, model: &Path, label: &str) -> Result<()> {
     let cfg = fleet_config(args, model)?;
     let registry = Arc::new(Registry::load(&cfg.anomaly)?);
-    let step = registry.current(0).context("model")?.meta.window.step;
-    let length = registry.current(0).context("model")?.meta.window.length as i64;
+    let window = registry.current(0).context("model")?.meta.window;
+    let (step, length) = (window.step, window.length as i64);
+    let period = i64::try_from(window.sample_period_ms)?.max(1);
     let mut engine = Engine::new(&cfg.anomaly.assets, registry.clone())?;
-    let turbines: Vec<TurbineModel> = (0..args.assets)
-        .map(|a| TurbineModel::new(10_000 + a as u64, 3000.0))
+    let sims: Vec<Sim> = (0..args.assets)
+        .map(|a| Sim::new(args.asset_class, 10_000 + a as u64))
         .collect();
+    let points = sims.first().map_or(0, |s| s.vars().len());
     let readings_at = |t: i64| -> Vec<Reading> {
-        turbines
-            .iter()
+        sims.iter()
             .enumerate()
             .map(|(d, m)| {
-                let r = m.observe(t);
+                let values = m.observe(t).unwrap_or_default();
                 Reading {
                     device: d,
-                    samples: VARS
+                    samples: values
                         .iter()
                         .enumerate()
                         .map(|(i, v)| {
@@ -232,7 +345,7 @@ fn cpu(args: &Args, model: &Path, label: &str) -> Result<()> {
                                 i,
                                 Sample {
                                     ts_ms: t,
-                                    value: r.field(v).unwrap_or(f64::NAN),
+                                    value: *v,
                                     quality: Quality::Good,
                                 },
                             )
@@ -242,11 +355,25 @@ fn cpu(args: &Args, model: &Path, label: &str) -> Result<()> {
             })
             .collect()
     };
-    // Warm-up: fill every window.
+    // Warm-up: fill every window. PV: start so that the timed part is
+    // daylight (the windows are full at T0 + 28 h, 04:00 UTC, about 08:50
+    // solar time at Bhadla).
+    let start = match args.asset_class {
+        AssetClass::Wind => T0,
+        AssetClass::Pv => T0 + 4 * 3_600_000,
+    };
     for s in 0..length + 1 {
-        for r in readings_at(T0 + s * 1000) {
+        for r in readings_at(start + s * period) {
             engine.on_reading(&cfg, &r);
         }
+    }
+    if args.asset_class == AssetClass::Pv {
+        let kib = dcmms_tests::procstat::proc_status_kib(std::process::id(), "VmRSS")?;
+        println!(
+            "{} assets x {points} points, windows of {length} rows full: resident memory {:.0} MiB",
+            args.assets,
+            kib as f64 / 1024.0
+        );
     }
     let scored_before = registry
         .counters
@@ -254,8 +381,8 @@ fn cpu(args: &Args, model: &Path, label: &str) -> Result<()> {
         .load(std::sync::atomic::Ordering::Relaxed);
     let (mut busy_wall, mut busy_cpu) = (Duration::ZERO, Duration::ZERO);
     let mut events = 0usize;
-    for s in 0..args.seconds {
-        let batch = readings_at(T0 + (length + 1 + s) * 1000);
+    for s in 0..args.periods {
+        let batch = readings_at(start + (length + 1 + s) * period);
         let (c0, w0) = (thread_cpu()?, Instant::now());
         for r in &batch {
             events += engine.on_reading(&cfg, r).len();
@@ -268,14 +395,19 @@ fn cpu(args: &Args, model: &Path, label: &str) -> Result<()> {
         .windows_scored
         .load(std::sync::atomic::Ordering::Relaxed)
         - scored_before;
-    let per_s = |d: Duration| d.as_secs_f64() / args.seconds as f64;
+    let data_s = (args.periods * period) as f64 / 1000.0;
+    let per_s = |d: Duration| d.as_secs_f64() / data_s;
+    let at = if period % 1000 == 0 {
+        format!("{} s", period / 1000)
+    } else {
+        format!("{period} ms")
+    };
     println!(
-        "{} assets x 8 points at 1 s, {label} (step {step}): {} windows scored in {} s of sample time ({:.0}/s), {events} events; \
+        "{} assets x {points} points at {at}, {label} (step {step}): {} windows scored in {data_s} s of sample time ({:.0}/s), {events} events; \
          CPU {:.2} ms per second of data = {:.2} % of one core (wall {:.2} ms = {:.2} %)",
         args.assets,
         scored,
-        args.seconds,
-        scored as f64 / args.seconds as f64,
+        scored as f64 / data_s,
         per_s(busy_cpu) * 1e3,
         per_s(busy_cpu) * 100.0,
         per_s(busy_wall) * 1e3,
@@ -289,14 +421,19 @@ fn main() -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run with --release for meaningful figures");
     }
+    let path = args.model_path();
     latency(&args)?;
-    cpu(&args, &args.model, "model as shipped")?;
+    cpu(&args, &path, "model as shipped")?;
+    if args.asset_class == AssetClass::Pv {
+        // Shipped with step 1: every asset is scored every period already.
+        return Ok(());
+    }
     // The same network scoring every asset every second.
     let dir = tempfile::tempdir()?;
     let onnx = dir.path().join("every-second.onnx");
-    std::fs::copy(&args.model, &onnx)?;
+    std::fs::copy(&path, &onnx)?;
     let mut meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(args.model.with_extension("json"))?)?;
+        serde_json::from_slice(&std::fs::read(path.with_extension("json"))?)?;
     meta["window"]["step"] = 1.into();
     std::fs::write(onnx.with_extension("json"), serde_json::to_vec(&meta)?)?;
     cpu(&args, &onnx, "every asset scored every second")?;
