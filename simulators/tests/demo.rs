@@ -11,9 +11,9 @@ fn field(line: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name:?} in {line:?}"))
 }
 
-#[test]
-fn demo_moves_data_to_the_cloud_and_stops_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
+/// Runs the demo on free ports with 2 inverters into `dir`; its stdout,
+/// after checking it exited successfully.
+fn run_demo(dir: &std::path::Path, status_every: &str, exit_after: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_dcmms-demo"))
         .args([
             "--cloud-port",
@@ -23,24 +23,25 @@ fn demo_moves_data_to_the_cloud_and_stops_cleanly() {
             "--modbus-port",
             "0",
         ])
-        .args([
-            "--status-every",
-            "2",
-            "--exit-after",
-            "7",
-            "--inverters",
-            "2",
-        ])
+        .args(["--status-every", status_every, "--exit-after", exit_after])
+        .args(["--inverters", "2"])
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(dir)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn demo_moves_data_to_the_cloud_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = run_demo(dir.path(), "2", "7");
     assert!(stdout.contains("stopped cleanly"), "{stdout}");
     let last = stdout
         .lines()
@@ -60,37 +61,11 @@ fn demo_moves_data_to_the_cloud_and_stops_cleanly() {
 
 /// The demo's CMMS side is alive: once the edge has sent the inverters'
 /// power, each inverter asset is linked to it and has meters derived from
-/// telemetry; the seeded PM plans and parts are there.
+/// telemetry; the seeded PM plans are there.
 #[test]
 fn demo_links_inverter_power_and_derives_meters() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dcmms-demo"))
-        .args([
-            "--cloud-port",
-            "0",
-            "--edge-port",
-            "0",
-            "--modbus-port",
-            "0",
-        ])
-        .args([
-            "--status-every",
-            "1",
-            "--exit-after",
-            "6",
-            "--inverters",
-            "2",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_demo(dir.path(), "1", "6");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let db = dcmms_cloud::Db::connect(&dcmms_cloud::testing::sqlite_url(dir.path()))

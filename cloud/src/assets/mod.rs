@@ -170,7 +170,8 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-fn text(field: &str, v: &str, max: usize) -> Result<(), AppError> {
+/// A required text field of 1 to `max` characters (not all blank).
+pub(crate) fn text(field: &str, v: &str, max: usize) -> Result<(), AppError> {
     if v.trim().is_empty() || v.chars().count() > max {
         return Err(AppError::bad_field(
             field,

@@ -14,6 +14,7 @@
 
 pub mod handlers;
 
+use crate::assets::text;
 use crate::audit;
 use crate::db::{Caches, Db};
 use crate::gateways::now_ms;
@@ -134,16 +135,6 @@ pub struct Drift {
     /// `max_psi >= threshold`: raised as a notice (and webhook `model.drift`).
     pub notice: bool,
     pub received_ms: i64,
-}
-
-fn text(field: &str, v: &str, max: usize) -> Result<(), AppError> {
-    if v.trim().is_empty() || v.chars().count() > max {
-        return Err(AppError::bad_field(
-            field,
-            format!("must be 1 to {max} characters"),
-        ));
-    }
-    Ok(())
 }
 
 fn id_text(field: &str, v: &str) -> Result<(), AppError> {
