@@ -11,8 +11,10 @@
 //!   durability window, and taps them for the anomaly engine.
 //! - [`anomaly`]: anomaly models (feature `anomaly`, tract-onnx): per-asset
 //!   features over rolling windows, autoencoder scores with hysteresis,
-//!   explained events sent ahead of all other data, hot swap.
-//! - [`buffer`]: the sled-backed store-and-forward buffer.
+//!   explained events sent ahead of all other data, hot swap, the model
+//!   sync with the cloud's registry and drift statistics.
+//! - [`buffer`]: the store-and-forward buffer: sled for fresh batches and
+//!   the index, append-only segment files for merged backlog.
 //! - [`forwarder`]: uploads batches to the cloud's ingest endpoint.
 //! - [`metrics`]: Prometheus metrics and the status counters.
 //! - [`http`]: `/metrics`, `/healthz`, `/api/v1/status`.
