@@ -114,3 +114,21 @@ impl CloudReader {
         out
     }
 }
+
+/// The cloud service on a free loopback port over `database_url` (the
+/// suites' SQLite file or a fresh Postgres database), stopped by `stop`.
+pub async fn start_cloud(
+    database_url: String,
+    stop: &tokio_util::sync::CancellationToken,
+) -> dcmms_cloud::RunningCloud {
+    dcmms_cloud::start(
+        &dcmms_cloud::CloudConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url,
+            ..dcmms_cloud::CloudConfig::default()
+        },
+        stop.clone(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot start the cloud: {e:#}"))
+}

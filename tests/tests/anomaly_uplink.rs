@@ -5,7 +5,7 @@
 //! the first one offered.
 #![allow(clippy::unwrap_used)]
 
-use dcmms_cloud::{CloudConfig, gateways, testing};
+use dcmms_cloud::{gateways, testing};
 use dcmms_edge::buffer::{Buffer, Limits};
 use dcmms_edge::config::CloudLink;
 use dcmms_edge::metrics::EdgeMetrics;
@@ -58,16 +58,8 @@ fn event() -> AnomalyEvent {
 async fn event_batches_are_offered_first_and_the_cloud_acknowledges_them() {
     let dir = tempfile::tempdir().unwrap();
     let stop_cloud = CancellationToken::new();
-    let cloud = dcmms_cloud::start(
-        &CloudConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: testing::sqlite_url(dir.path()),
-            ..CloudConfig::default()
-        },
-        stop_cloud.clone(),
-    )
-    .await
-    .unwrap();
+    let cloud =
+        dcmms_tests::support::start_cloud(testing::sqlite_url(dir.path()), &stop_cloud).await;
     let gw = gateways::create(&cloud.db, "wind-gw", "wind")
         .await
         .unwrap();

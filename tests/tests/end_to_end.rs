@@ -6,7 +6,7 @@
 //! by the simulator's own independent SunSpec decoder.
 #![allow(clippy::unwrap_used)]
 
-use dcmms_cloud::{CloudConfig, gateways, testing};
+use dcmms_cloud::{gateways, testing};
 use dcmms_simulators::demo::{SiteLink, edge_config, inverter_name};
 use dcmms_simulators::modbus::{FleetConfig, SimClock, start_fleet};
 use dcmms_simulators::solar::SiteModel;
@@ -29,16 +29,7 @@ fn close(a: f64, b: f64) -> bool {
 async fn scenario(database_url: String) {
     let dir = tempfile::tempdir().unwrap();
     let stop_cloud = CancellationToken::new();
-    let cloud = dcmms_cloud::start(
-        &CloudConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url,
-            ..CloudConfig::default()
-        },
-        stop_cloud.clone(),
-    )
-    .await
-    .unwrap();
+    let cloud = dcmms_tests::support::start_cloud(database_url, &stop_cloud).await;
     let gw = gateways::create(&cloud.db, "e2e-gw", "e2e").await.unwrap();
 
     let stop_sim = CancellationToken::new();

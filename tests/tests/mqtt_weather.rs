@@ -19,7 +19,7 @@
 #![cfg(feature = "broker-tests")]
 #![allow(clippy::unwrap_used)]
 
-use dcmms_cloud::{CloudConfig, RunningCloud, gateways, testing};
+use dcmms_cloud::{RunningCloud, gateways, testing};
 use dcmms_edge::EdgeConfig;
 use dcmms_edge::metrics::{DeviceLabels, DeviceResultLabels, EdgeMetrics};
 use dcmms_simulators::modbus::SimClock;
@@ -89,16 +89,8 @@ struct Site {
 async fn site(gateway: &str) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let stop_cloud = CancellationToken::new();
-    let cloud = dcmms_cloud::start(
-        &CloudConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: testing::sqlite_url(dir.path()),
-            ..CloudConfig::default()
-        },
-        stop_cloud.clone(),
-    )
-    .await
-    .unwrap();
+    let cloud =
+        dcmms_tests::support::start_cloud(testing::sqlite_url(dir.path()), &stop_cloud).await;
     let gw = gateways::create(&cloud.db, gateway, gateway).await.unwrap();
     Site {
         buffer: dir.path().join("buffer"),

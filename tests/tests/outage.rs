@@ -6,7 +6,7 @@
 //! latency percentiles are printed (measured, not asserted).
 #![allow(clippy::unwrap_used)]
 
-use dcmms_cloud::{CloudConfig, gateways, testing};
+use dcmms_cloud::{gateways, testing};
 use dcmms_edge::EdgeMetrics;
 use dcmms_edge::buffer::{Buffer, Limits};
 use dcmms_shared::{Quality, Sample, Series};
@@ -110,16 +110,7 @@ async fn a_day_of_backlog_drains_at_the_cap_behind_live_data_without_loss() {
 
     // 2. The cloud comes back; live polling goes on.
     let stop = CancellationToken::new();
-    let cloud = dcmms_cloud::start(
-        &CloudConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: testing::sqlite_url(dir.path()),
-            ..CloudConfig::default()
-        },
-        stop.clone(),
-    )
-    .await
-    .unwrap();
+    let cloud = dcmms_tests::support::start_cloud(testing::sqlite_url(dir.path()), &stop).await;
     let gw = gateways::create(&cloud.db, "out-gw", "outage")
         .await
         .unwrap();
