@@ -1,10 +1,12 @@
 //! Demo data: a living solar park for `dcmms-demo`, so a newcomer logs in
 //! and finds users of every role, a site with its asset tree (inverters with
 //! their strings, transformers, a weather station, the revenue meter), a
-//! parts catalogue stocked in the site's store, preventive-maintenance plans
-//! and work orders in several states. Written through the same stores as the
+//! parts catalogue stocked in the site's store, preventive-maintenance plans,
+//! an alarm rule on the inverters' ground-fault bit and work orders in
+//! several states. Written through the same stores as the
 //! API, so every record is validated and audited.
 
+use crate::alarms::{self, Condition, RuleFields, Scope};
 use crate::assets::{self, AssetFields, SiteFields, SiteKind};
 use crate::auth::{Principal, Role, users};
 use crate::db::{Caches, Db};
@@ -524,26 +526,54 @@ pub async fn seed_demo(db: &Db, caches: &Caches, inverters: usize) -> Result<boo
     )
     .await
     .map_err(failed("work order"))?;
+    // The inverter's own ground-fault report (SunSpec Evt1 bit 0): the
+    // insulation faults its anomaly model cannot see at night.
+    alarms::create_rule(
+        db,
+        caches,
+        &admin,
+        &RuleFields {
+            name: Some("Inverter ground fault (Evt1 bit 0)".into()),
+            scope: Some(Scope::AssetClass {
+                class: "inverter".into(),
+                role: "event_flags".into(),
+            }),
+            condition: Some(Condition::BitMask { mask: 1, for_s: 0 }),
+            severity: Some(1),
+            auto_work_order: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(failed("alarm rule"))?;
     Ok(true)
 }
 
-/// Links each demo inverter's `ac_power` point to its asset (role
-/// `ac_power`) once the edge has sent it, so the inverter's meters (running
-/// hours, energy; docs/specs/meters.md) and its fan-replacement plan have
-/// data. Idempotent; returns how many links it made.
+/// The edge points (SunSpec model 103 names) the demo links to each
+/// inverter, with their role: power for the meters, event flags for the
+/// ground-fault rule.
+pub const DEMO_POINT_ROLES: [&str; 2] = ["ac_power", "event_flags"];
+
+/// Links each demo inverter's points of [`DEMO_POINT_ROLES`] to its asset
+/// (the role is the point's name) once the edge has sent them, so the
+/// inverter's meters (running hours, energy; docs/specs/meters.md), its
+/// fan-replacement plan and its ground-fault rule have data. Idempotent;
+/// returns how many links it made.
 pub async fn link_demo_points(db: &Db, caches: &Caches) -> Result<usize, SeedError> {
-    let pairs: Vec<(i64, i64)> = on_db!(db, p => sqlx::query_as(
-        "SELECT a.id, p.id FROM assets a JOIN points p ON p.device = LOWER(a.name) AND p.point = 'ac_power' \
-         WHERE a.class = 'inverter' \
-           AND NOT EXISTS (SELECT 1 FROM asset_points ap WHERE ap.asset_id = a.id AND ap.role = 'ac_power') \
-         ORDER BY a.id")
-        .fetch_all(p).await)?;
     let mut n = 0;
-    for (asset, point) in pairs {
-        assets::link_point(db, caches, "system:seed", asset, point, "ac_power")
-            .await
-            .map_err(failed("point link"))?;
-        n += 1;
+    for role in DEMO_POINT_ROLES {
+        let pairs: Vec<(i64, i64)> = on_db!(db, p => sqlx::query_as(
+            "SELECT a.id, p.id FROM assets a JOIN points p ON p.device = LOWER(a.name) AND p.point = $1 \
+             WHERE a.class = 'inverter' \
+               AND NOT EXISTS (SELECT 1 FROM asset_points ap WHERE ap.asset_id = a.id AND ap.role = $1) \
+             ORDER BY a.id")
+            .bind(role).fetch_all(p).await)?;
+        for (asset, point) in pairs {
+            assets::link_point(db, caches, "system:seed", asset, point, role)
+                .await
+                .map_err(failed("point link"))?;
+            n += 1;
+        }
     }
     Ok(n)
 }

@@ -9,7 +9,9 @@
 //! rule turns the edge's anomaly events (wire v3) into an alarm carrying
 //! the model's explanation and a predictive work order, cleared by the
 //! model's clear event; events are stored once per batch, and another
-//! gateway's asset of the same name is not this asset.
+//! gateway's asset of the same name is not this asset. A bit-mask rule
+//! on an inverter's event register raises on its bit only and clears when
+//! that bit goes, whatever the other bits do.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -100,6 +102,19 @@ impl Ctx {
         b["status"].as_str().unwrap().to_string()
     }
 
+    /// A solar site in Pavagada; returns its id.
+    async fn solar_site(&self, token: &str, code: &str, name: &str) -> i64 {
+        let body = json!({
+            "code": code, "name": name, "kind": "solar",
+            "ac_capacity_kw": 50000.0, "latitude": 14.1, "longitude": 77.3,
+            "time_zone": "Asia/Kolkata", "grid_connection_point": "Pavagada 400 kV"
+        });
+        self.ok(Method::POST, "/api/v1/sites", token, Some(body))
+            .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
     async fn point_id(&self, name: &str) -> i64 {
         let (id,): (i64,) = on_db!(&self.db, p => sqlx::query_as("SELECT id FROM points WHERE point = $1")
             .bind(name).fetch_one(p).await.unwrap());
@@ -141,20 +156,7 @@ async fn scenario(ctx: &Ctx) {
     let (_, admin) = ctx.user("admin", Role::Admin).await;
     let (_, tech) = ctx.user("tech", Role::Technician).await;
     let (_, auditor) = ctx.user("auditor", Role::Auditor).await;
-    let site = ctx
-        .ok(
-            Method::POST,
-            "/api/v1/sites",
-            &admin,
-            Some(json!({
-                "code": "PVG-07", "name": "Pavagada block 7", "kind": "solar",
-                "ac_capacity_kw": 50000.0, "latitude": 14.1, "longitude": 77.3,
-                "time_zone": "Asia/Kolkata", "grid_connection_point": "Pavagada 400 kV"
-            })),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    let site = ctx.solar_site(&admin, "PVG-07", "Pavagada block 7").await;
     let inv = ctx
         .ok(
             Method::POST,
@@ -770,36 +772,140 @@ async fn anomaly_scenario(ctx: &Ctx) {
     audit::verify(&ctx.db).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_anomaly_alarms() {
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = Ctx::new(&testing::sqlite_url(dir.path())).await;
-    let _evaluator = evaluator(&ctx);
-    anomaly_scenario(&ctx).await;
+/// A bit-mask rule on SunSpec `Evt1` (bit 0: ground fault).
+async fn bit_mask_scenario(ctx: &Ctx) {
+    let (_, admin) = ctx.user("admin", Role::Admin).await;
+    let site = ctx.solar_site(&admin, "PVG-08", "Pavagada block 8").await;
+    let inv = ctx
+        .ok(
+            Method::POST,
+            "/api/v1/assets",
+            &admin,
+            Some(json!({"site_id": site, "name": "INV-08", "class": "inverter"})),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let gw = gateways::create(&ctx.db, "gw-al", "Bits").await.unwrap();
+    let cred = gw.credential.clone();
+    let t0 = gateways::now_ms() - 30 * 60 * S;
+    // Bit 1 (DC over-voltage) alone: not this rule's bit.
+    ctx.ingest(&cred, 1, &[("Evt1", series(t0, 3, 10 * S, 2.0))])
+        .await;
+    let evt = ctx.point_id("Evt1").await;
+    ctx.ok(
+        Method::POST,
+        &format!("/api/v1/assets/{inv}/points"),
+        &admin,
+        Some(json!({"point_id": evt, "role": "events"})),
+    )
+    .await;
+
+    let body = json!({
+        "name": "Inverter ground fault",
+        "scope": {"type": "asset_class", "class": "inverter", "role": "events"},
+        "condition": {"type": "bit_mask", "mask": 1, "for_s": 0},
+        "severity": 1, "auto_work_order": true
+    });
+    let mut bad = body.clone();
+    bad["condition"]["mask"] = json!(0);
+    let (s, b) = ctx
+        .call(Method::POST, "/api/v1/alarm-rules", Some(&admin), Some(bad))
+        .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("condition.mask")),
+        "{b}"
+    );
+    let mut bad = body.clone();
+    bad["condition"]["mask"] = json!(-1);
+    let (s, b) = ctx
+        .call(Method::POST, "/api/v1/alarm-rules", Some(&admin), Some(bad))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let rule = ctx
+        .ok(Method::POST, "/api/v1/alarm-rules", &admin, Some(body))
+        .await;
+    let rule_id = rule["id"].as_i64().unwrap();
+    assert_eq!(rule["condition"]["type"], "bit_mask");
+
+    let t1 = gateways::now_ms() + S;
+    // 2 (bit 1 only), then a reading that is no register value, then 3.
+    ctx.ingest(
+        &cred,
+        2,
+        &[(
+            "Evt1",
+            vec![(t1, 2.0), (t1 + 10 * S, 2.5), (t1 + 20 * S, 3.0)],
+        )],
+    )
+    .await;
+    ctx.evaluated(rule_id, evt, t1 + 20 * S).await;
+    let list = ctx.alarms(&admin, &format!("asset_id={inv}")).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["state"], "active");
+    assert_eq!(list[0]["raised_ms"], t1 + 20 * S);
+    assert_eq!(list[0]["trigger_value"], 3.0);
+    let wo = list[0]["work_order_id"].as_i64().unwrap();
+    let order = ctx
+        .ok(
+            Method::GET,
+            &format!("/api/v1/work-orders/{wo}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert!(
+        order["description"]
+            .as_str()
+            .unwrap()
+            .contains("bits 0x1 of mask 0x1 set"),
+        "{order}"
+    );
+
+    // Bit 1 stays, bit 0 goes: cleared.
+    ctx.ingest(&cred, 3, &[("Evt1", vec![(t1 + 30 * S, 2.0)])])
+        .await;
+    ctx.evaluated(rule_id, evt, t1 + 30 * S).await;
+    let list = ctx.alarms(&admin, &format!("asset_id={inv}")).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["state"], "cleared");
+    assert_eq!(list[0]["cleared_ms"], t1 + 30 * S);
 }
 
-#[cfg(feature = "postgres-tests")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_anomaly_alarms() {
-    let url = testing::fresh_postgres_database().await.unwrap();
-    let ctx = Ctx::new(&url).await;
-    let _evaluator = evaluator(&ctx);
-    anomaly_scenario(&ctx).await;
+/// A scenario as two tests: on SQLite always, on Postgres with
+/// `--features postgres-tests`; each with the evaluator running.
+macro_rules! on_both_databases {
+    ($scenario:ident, $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            let ctx = Ctx::new(&testing::sqlite_url(dir.path())).await;
+            let _evaluator = evaluator(&ctx);
+            $scenario(&ctx).await;
+        }
+
+        #[cfg(feature = "postgres-tests")]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let url = testing::fresh_postgres_database().await.unwrap();
+            let ctx = Ctx::new(&url).await;
+            let _evaluator = evaluator(&ctx);
+            $scenario(&ctx).await;
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_alarms_scenario() {
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = Ctx::new(&testing::sqlite_url(dir.path())).await;
-    let _evaluator = evaluator(&ctx);
-    scenario(&ctx).await;
-}
+on_both_databases!(
+    bit_mask_scenario,
+    sqlite_bit_mask_alarms,
+    postgres_bit_mask_alarms
+);
 
-#[cfg(feature = "postgres-tests")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_alarms_scenario() {
-    let url = testing::fresh_postgres_database().await.unwrap();
-    let ctx = Ctx::new(&url).await;
-    let _evaluator = evaluator(&ctx);
-    scenario(&ctx).await;
-}
+on_both_databases!(
+    anomaly_scenario,
+    sqlite_anomaly_alarms,
+    postgres_anomaly_alarms
+);
+
+on_both_databases!(scenario, sqlite_alarms_scenario, postgres_alarms_scenario);

@@ -87,7 +87,7 @@ fn demo_links_inverter_power_and_derives_meters() {
                 .unwrap();
             assert_eq!(
                 links.iter().map(|l| l.role.as_str()).collect::<Vec<_>>(),
-                ["ac_power"],
+                ["ac_power", "event_flags"],
                 "{}",
                 inv.name
             );
@@ -107,5 +107,10 @@ fn demo_links_inverter_power_and_derives_meters() {
         }
         let plans = dcmms_cloud::pm::active_plans(&db).await.unwrap();
         assert_eq!(plans.len(), 4);
+        let rules = dcmms_cloud::alarms::active_rules(&db).await.unwrap();
+        assert_eq!(
+            rules.iter().map(|r| &r.condition).collect::<Vec<_>>(),
+            [&dcmms_cloud::alarms::Condition::BitMask { mask: 1, for_s: 0 }]
+        );
     });
 }

@@ -112,6 +112,13 @@ pub fn priority_for(lost_kw: f64) -> i64 {
     }
 }
 
+/// A sample of a bit register as its bits: a whole number in
+/// `0..=u32::MAX`, else `None` (not a register reading).
+pub fn bits(value: f64) -> Option<u32> {
+    (value.is_finite() && value.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&value))
+        .then_some(value as u32)
+}
+
 fn to_kw(value: f64, unit: &str) -> Option<f64> {
     match unit {
         "W" => Some(value / 1000.0),
@@ -264,6 +271,10 @@ async fn eval_target(
                 });
                 (breach, !breach)
             }
+            Condition::BitMask { mask, .. } => match bits(v) {
+                Some(b) => (b & mask != 0, b & mask == 0),
+                None => (false, false),
+            },
             // Dispatched to eval_anomaly above: never reached here.
             Condition::Anomaly { .. } => (false, false),
         };
@@ -284,7 +295,7 @@ async fn eval_target(
         }
         let since = *pending.get_or_insert(ts);
         let for_ms = match rule.condition {
-            Condition::Threshold { for_s, .. } => for_s * 1000,
+            Condition::Threshold { for_s, .. } | Condition::BitMask { for_s, .. } => for_s * 1000,
             Condition::RateOfChange { .. } | Condition::Anomaly { .. } => 0,
         };
         if ts - since >= for_ms && !blocked {
@@ -497,6 +508,13 @@ async fn raise(
                 delta_per_min,
                 window_s,
             } => format!("change of {delta_per_min}/min over {window_s} s"),
+            Condition::BitMask { mask, for_s } => match bits(v) {
+                Some(b) => format!(
+                    "bits {:#x} of mask {mask:#x} set for {for_s} s (value {b:#x})",
+                    b & mask
+                ),
+                None => format!("bits of mask {mask:#x} set for {for_s} s"),
+            },
             Condition::Anomaly { .. } => match anomaly {
                 Some(e) => format!(
                     "anomaly from model {} {} (score {v:.2}, raised above {})",
@@ -743,5 +761,17 @@ mod tests {
         assert_eq!(priority_for(0.2), 5);
         assert_eq!(to_kw(2500.0, "W"), Some(2.5));
         assert_eq!(to_kw(1.0, "degC"), None);
+    }
+
+    #[test]
+    fn bit_register_readings() {
+        assert_eq!(bits(0.0), Some(0));
+        assert_eq!(bits(5.0), Some(5));
+        assert_eq!(bits(4_294_967_295.0), Some(u32::MAX));
+        assert_eq!(bits(4_294_967_296.0), None);
+        assert_eq!(bits(-1.0), None);
+        assert_eq!(bits(1.5), None);
+        assert_eq!(bits(f64::NAN), None);
+        assert_eq!(bits(f64::INFINITY), None);
     }
 }

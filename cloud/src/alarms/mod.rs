@@ -64,6 +64,17 @@ pub enum Condition {
     /// minute, reaches `delta_per_min` (a rise if positive, a fall if
     /// negative); cleared when it no longer does.
     RateOfChange { delta_per_min: f64, window_s: i64 },
+    /// For a register of event or status bits (e.g. SunSpec `Evt1`):
+    /// a sample breaches when any bit of `mask` is set in its value, read
+    /// as an unsigned 32-bit integer; raised when breaching samples span
+    /// `for_s` seconds, cleared on a sample with none of them set. A value
+    /// that is not a whole number in 0..=4294967295 neither breaches nor
+    /// clears.
+    BitMask {
+        mask: u32,
+        #[serde(default)]
+        for_s: i64,
+    },
     /// Raised by an anomaly event of the edge's models for the asset
     /// (docs/specs/anomaly-models.md §6), of model `model_id` if given;
     /// cleared by the model's clear event. The scope's point anchors the
@@ -75,11 +86,24 @@ pub enum Condition {
     },
 }
 
+/// `condition.for_s` of threshold and bit-mask rules: 0 to a day.
+fn check_for_s(for_s: i64) -> Result<(), AppError> {
+    if (0..=86_400).contains(&for_s) {
+        Ok(())
+    } else {
+        Err(AppError::bad_field(
+            "condition.for_s",
+            "must be 0 to 86400 seconds",
+        ))
+    }
+}
+
 impl Condition {
     fn kind(&self) -> &'static str {
         match self {
             Condition::Threshold { .. } => "threshold",
             Condition::RateOfChange { .. } => "rate_of_change",
+            Condition::BitMask { .. } => "bit_mask",
             Condition::Anomaly { .. } => "anomaly",
         }
     }
@@ -99,12 +123,7 @@ impl Condition {
                         "must be a finite number",
                     ));
                 }
-                if !(0..=86_400).contains(for_s) {
-                    return Err(AppError::bad_field(
-                        "condition.for_s",
-                        "must be 0 to 86400 seconds",
-                    ));
-                }
+                check_for_s(*for_s)?;
                 let c = clear_value.unwrap_or(*value);
                 let ok = c.is_finite()
                     && match op {
@@ -135,6 +154,15 @@ impl Condition {
                         "must be 1 to 86400 seconds",
                     ));
                 }
+            }
+            Condition::BitMask { mask, for_s } => {
+                if *mask == 0 {
+                    return Err(AppError::bad_field(
+                        "condition.mask",
+                        "must name at least one bit (1 to 4294967295)",
+                    ));
+                }
+                check_for_s(*for_s)?;
             }
             Condition::Anomaly { model_id } => {
                 if model_id

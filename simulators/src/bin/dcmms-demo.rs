@@ -223,11 +223,11 @@ async fn main() -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = tick.tick() => {}
         }
-        if linked < cli.inverters {
-            // Inverter power points appear with the edge's first batch.
+        if linked < cli.inverters * dcmms_cloud::seed::DEMO_POINT_ROLES.len() {
+            // Inverter points appear with the edge's first batch.
             match dcmms_cloud::seed::link_demo_points(&cloud.db, &cloud.caches).await {
                 Ok(n) => linked += n,
-                Err(e) => tracing::warn!(error = %e, "cannot link the inverters' power points"),
+                Err(e) => tracing::warn!(error = %e, "cannot link the inverters' points"),
             }
         }
         let s = edge.status();
