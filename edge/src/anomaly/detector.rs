@@ -6,11 +6,97 @@
 use super::features::{FeatureSet, Params};
 use super::model::{InferError, Model, ScoreMeta, WindowMeta};
 use dcmms_shared::{AnomalyEvent, AnomalyKind, Quality};
-use std::collections::VecDeque;
-
 /// Most roles a feature set may read.
 pub const MAX_ROLES: usize = 16;
-type Row = [f64; MAX_ROLES];
+
+/// The rows of one window: a ring of `length` rows of the set's roles,
+/// allocated at the window's length, so a row costs 8 bytes of time and
+/// 8 per role (a PV inverter's 1,440 rows of 6 roles: 80 kB).
+#[derive(Debug, Clone)]
+struct RowRing {
+    roles: usize,
+    ts: Vec<i64>,
+    values: Vec<f64>,
+    /// Slot of the oldest row.
+    head: usize,
+    len: usize,
+}
+
+impl RowRing {
+    fn new(roles: usize) -> RowRing {
+        RowRing {
+            roles,
+            ts: Vec::new(),
+            values: Vec::new(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Makes room for exactly `length` rows, keeping the newest (a model
+    /// swapped for one with another window length).
+    fn fit(&mut self, length: usize) {
+        if self.capacity() == length {
+            return;
+        }
+        let keep = self.len.min(length);
+        let mut ts = Vec::with_capacity(length);
+        let mut values = Vec::with_capacity(length * self.roles);
+        for k in self.len - keep..self.len {
+            let (t, row) = self.get(k);
+            ts.push(t);
+            values.extend_from_slice(row);
+        }
+        ts.resize(length, 0);
+        values.resize(length * self.roles, 0.0);
+        *self = RowRing {
+            roles: self.roles,
+            ts,
+            values,
+            head: 0,
+            len: keep,
+        };
+    }
+
+    /// Appends a row of `roles` values, dropping the oldest when full.
+    fn push(&mut self, t: i64, row: &[f64]) {
+        let cap = self.capacity();
+        if cap == 0 {
+            return;
+        }
+        let slot = if self.len < cap {
+            self.len += 1;
+            (self.head + self.len - 1) % cap
+        } else {
+            let s = self.head;
+            self.head = (self.head + 1) % cap;
+            s
+        };
+        self.ts[slot] = t;
+        let r = self.roles;
+        self.values[slot * r..(slot + 1) * r].copy_from_slice(&row[..r]);
+    }
+
+    /// Row `k`, oldest first (`k < len`).
+    fn get(&self, k: usize) -> (i64, &[f64]) {
+        let i = (self.head + k) % self.capacity().max(1);
+        let r = self.roles;
+        (self.ts[i], &self.values[i * r..(i + 1) * r])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[f64]> {
+        (0..self.len).map(|k| self.get(k).1)
+    }
+
+    /// Times of the oldest and the newest row.
+    fn span(&self) -> Option<(i64, i64)> {
+        (self.len > 0).then(|| (self.get(0).0, self.get(self.len - 1).0))
+    }
+}
 
 /// What one role holds: the last value and whether it may be used.
 #[derive(Debug, Clone, Copy)]
@@ -30,10 +116,9 @@ pub struct WindowReady {
 /// Rows and windows of one asset.
 #[derive(Debug, Clone)]
 pub struct AssetWindow {
-    roles: usize,
     held: Vec<Option<Held>>,
     next_row_ms: Option<i64>,
-    rows: VecDeque<(i64, Row)>,
+    rows: RowRing,
     since_scored: usize,
     /// Rows skipped because a role was missing or not usable.
     pub invalid_rows: u64,
@@ -44,10 +129,9 @@ pub struct AssetWindow {
 impl AssetWindow {
     pub fn new(roles: usize) -> AssetWindow {
         AssetWindow {
-            roles: roles.min(MAX_ROLES),
             held: vec![None; roles.min(MAX_ROLES)],
             next_row_ms: None,
-            rows: VecDeque::new(),
+            rows: RowRing::new(roles.min(MAX_ROLES)),
             since_scored: 0,
             invalid_rows: 0,
             unscored_windows: 0,
@@ -115,30 +199,22 @@ impl AssetWindow {
                 }
             }
         }
-        self.rows.push_back((t, row));
-        while self.rows.len() > window.length {
-            self.rows.pop_front();
-        }
+        self.rows.fit(window.length);
+        self.rows.push(t, &row);
         self.since_scored += 1;
-        if self.rows.len() < window.length || self.since_scored < window.step {
+        if self.rows.len < window.length || self.since_scored < window.step {
             return;
         }
-        let (Some((first, _)), Some((end, _))) = (self.rows.front(), self.rows.back()) else {
+        let Some((start_ms, end_ms)) = self.rows.span() else {
             return;
         };
         let max_span = (window.length as f64 * 1.5 * window.sample_period_ms as f64) as i64;
-        if end - first > max_span {
+        if end_ms - start_ms > max_span {
             return;
         }
-        let (start_ms, end_ms) = (*first, *end);
         self.since_scored = 0;
         let mut features = vec![0.0; set.features().len()];
-        let roles = self.roles;
-        let scoreable = set.compute(
-            params,
-            self.rows.iter().map(|(_, r)| &r[..roles]),
-            &mut features,
-        );
+        let scoreable = set.compute(params, self.rows.iter(), &mut features);
         if !scoreable {
             self.unscored_windows += 1;
             return;
@@ -152,7 +228,7 @@ impl AssetWindow {
 
     /// Rows currently held (at most the window length).
     pub fn rows(&self) -> usize {
-        self.rows.len()
+        self.rows.len
     }
 }
 
@@ -229,6 +305,42 @@ pub fn score_window(
 mod tests {
     use super::*;
     use crate::anomaly::features::WindParams;
+
+    fn ring_rows(r: &RowRing) -> Vec<(i64, Vec<f64>)> {
+        (0..r.len)
+            .map(|k| (r.get(k).0, r.get(k).1.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn row_ring_keeps_the_newest_rows_in_order_across_wrap_and_refit() {
+        let mut r = RowRing::new(2);
+        r.push(0, &[9.0, 9.0]);
+        assert_eq!(r.len, 0, "no room before fit");
+        r.fit(3);
+        for t in 1..=5 {
+            r.push(t, &[t as f64, -(t as f64), 7.0]);
+        }
+        assert_eq!(
+            ring_rows(&r),
+            [
+                (3, vec![3.0, -3.0]),
+                (4, vec![4.0, -4.0]),
+                (5, vec![5.0, -5.0])
+            ]
+        );
+        assert_eq!(r.span(), Some((3, 5)));
+        assert_eq!(r.iter().count(), 3);
+        r.fit(2);
+        assert_eq!(ring_rows(&r), [(4, vec![4.0, -4.0]), (5, vec![5.0, -5.0])]);
+        r.fit(4);
+        r.push(6, &[6.0, -6.0]);
+        assert_eq!(
+            ring_rows(&r).iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            [4, 5, 6]
+        );
+        assert_eq!(r.values.len(), 8, "4 rows of 2 roles, nothing more");
+    }
 
     const W: WindowMeta = WindowMeta {
         sample_period_ms: 1000,
