@@ -120,6 +120,9 @@ enum AssetClass {
     /// Inverter 0 of the PV fleet of `dcmms-sim modbus` (100 kW unless
     /// --rated-kw says otherwise), Bhadla site model.
     Pv,
+    /// One BESS rack (LFP, 16 × 15 cells, 280 Ah), the rack of the seed;
+    /// --rated-kw does not apply.
+    Bess,
 }
 
 #[derive(Debug, Args)]
@@ -127,7 +130,7 @@ struct DatasetArgs {
     /// Which physical model.
     #[arg(long, value_enum)]
     asset_class: AssetClass,
-    /// Seed of the weather.
+    /// Seed of the weather (wind, PV) or of the rack (BESS).
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Length in days (fractions allowed).
@@ -145,7 +148,7 @@ struct DatasetArgs {
     /// Fault, `KIND@START_S[-END_S]` in seconds after the start (wind:
     /// gearbox_overheat, pitch_misalignment, bearing_creep; PV:
     /// string_outage, over_temperature, soiling_drift, failing_fan,
-    /// insulation_fault). Repeatable.
+    /// insulation_fault; BESS: cell_imbalance, hot_rack). Repeatable.
     #[arg(long = "fault", value_name = "KIND@START_S[-END_S]")]
     faults: Vec<String>,
     /// Output file (default: standard output).
@@ -154,7 +157,8 @@ struct DatasetArgs {
 }
 
 fn run_dataset(args: DatasetArgs) -> Result<()> {
-    use dcmms_simulators::dataset::{DEFAULT_START_MS, PvDataset, WindDataset};
+    use dcmms_simulators::bess::faults::BessFault;
+    use dcmms_simulators::dataset::{BessDataset, DEFAULT_START_MS, PvDataset, WindDataset};
     use dcmms_simulators::opcua::{TurbineModel, WindFault};
     use dcmms_simulators::solar::faults::PvFault;
     use std::io::Write;
@@ -209,6 +213,25 @@ fn run_dataset(args: DatasetArgs) -> Result<()> {
             PvDataset {
                 seed: args.seed,
                 rated_ac_w: args.rated_kw.unwrap_or(100.0) * 1000.0,
+                faults,
+                start_ms,
+                duration_ms,
+                step_ms,
+            }
+            .write_csv(&mut out)?
+        }
+        AssetClass::Bess => {
+            if args.rated_kw.is_some() {
+                bail!("--rated-kw does not apply to --asset-class bess");
+            }
+            let faults = args
+                .faults
+                .iter()
+                .map(|f| BessFault::parse(f, start_ms))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            BessDataset {
+                seed: args.seed,
                 faults,
                 start_ms,
                 duration_ms,
