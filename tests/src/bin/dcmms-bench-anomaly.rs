@@ -495,6 +495,10 @@ fn main() -> Result<()> {
         serde_json::from_slice(&std::fs::read(path.with_extension("json"))?)?;
     meta["window"]["step"] = 1.into();
     std::fs::write(onnx.with_extension("json"), serde_json::to_vec(&meta)?)?;
-    cpu(&args, &onnx, "every asset scored every second")?;
+    let label = match args.asset_class {
+        AssetClass::Bess => "every asset scored every row (10 s)",
+        _ => "every asset scored every second",
+    };
+    cpu(&args, &onnx, label)?;
     Ok(())
 }
