@@ -49,8 +49,10 @@
 //! - Readings are rounded like a BMS reports them: cell voltages 1 mV,
 //!   temperatures 0.1 °C, current 0.1 A, SoC 0.1 %, rack voltage 0.1 V.
 //!
-//! [`faults`] adds the rack's faults (cell imbalance, hot rack).
+//! [`faults`] adds the rack's faults (cell imbalance, hot rack); [`bms`]
+//! is its BMS's Modbus register map (`dcmms-sim modbus --device bess`).
 
+pub mod bms;
 pub mod faults;
 
 use crate::faults::Fault;

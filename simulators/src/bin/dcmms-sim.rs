@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use dcmms_simulators::modbus::{FleetConfig, SimClock, start_fleet};
+use dcmms_simulators::bess::faults::BessFaultKind;
+use dcmms_simulators::modbus::{DeviceKind, FleetConfig, SimClock, start_fleet};
 use dcmms_simulators::solar::SiteModel;
 use tokio_util::sync::CancellationToken;
 
@@ -72,6 +73,11 @@ enum Command {
 struct ModbusArgs {
     #[command(flatten)]
     faults: dcmms_simulators::modbus::cli::FaultArgs,
+    /// What to serve: SunSpec inverters, or BESS racks (the BMS register
+    /// map of dcmms_simulators::bess::bms at 40000; rack i is the rack of
+    /// seed --seed + i; --rated-kw and the site flags do not apply).
+    #[arg(long, value_enum, default_value_t = ModbusDevice::Inverter)]
+    device: ModbusDevice,
     /// Number of inverters.
     #[arg(long, default_value_t = 3)]
     count: usize,
@@ -111,6 +117,12 @@ struct ModbusArgs {
     /// Disable clouds (always clear sky).
     #[arg(long)]
     clear_sky: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModbusDevice {
+    Inverter,
+    Bess,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -289,9 +301,19 @@ async fn run_modbus(args: ModbusArgs) -> Result<()> {
         rated_ac_w: args.rated_kw * 1000.0,
         clock,
         update_interval: Duration::from_millis(args.update_ms),
+        device: match args.device {
+            ModbusDevice::Inverter => DeviceKind::Inverter,
+            ModbusDevice::Bess => DeviceKind::BessRack,
+        },
     };
     // A bad --fault flag fails before anything listens.
-    args.faults.split(0).context("--fault flags")?;
+    if args.device == ModbusDevice::Bess {
+        args.faults
+            .split_as::<BessFaultKind>(0)
+            .context("--fault flags")?;
+    } else {
+        args.faults.split(0).context("--fault flags")?;
+    }
     let shutdown = CancellationToken::new();
     let fleet = start_fleet(cfg, shutdown.clone())
         .await
@@ -300,7 +322,24 @@ async fn run_modbus(args: ModbusArgs) -> Result<()> {
         .faults
         .apply(&fleet, &shutdown)
         .context("--fault flags")?;
+    if args.device == ModbusDevice::Bess {
+        for (i, addr) in fleet.addrs().iter().enumerate() {
+            println!(
+                "BESS rack {i} (seed {}): BMS map at 40000 (dcmms_simulators::bess::bms), Modbus TCP {addr}, unit id {}",
+                args.seed.wrapping_add(i as u64),
+                fleet.unit_id()
+            );
+        }
+        for f in &args.faults.faults {
+            if f.contains('@') {
+                println!("  rack fault {f} (seconds of simulation time after start-up)");
+            }
+        }
+    }
     for (i, addr) in fleet.addrs().iter().enumerate() {
+        if args.device == ModbusDevice::Bess {
+            break;
+        }
         println!(
             "inverter {i}: SunSpec model 1+103 at 40000, Modbus TCP {addr}, unit id {}, {} kW",
             fleet.unit_id(),
