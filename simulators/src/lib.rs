@@ -16,7 +16,9 @@
 //!   TCP server serving a fleet of simulated inverters, one port each
 //!   ([`modbus::start_fleet`]), with run-time fault injection
 //!   ([`modbus::fault`]: slow, drop, exception, garbage, gone) and one
-//!   inverter on a serial line ([`modbus::rtu`], Modbus RTU).
+//!   inverter on a serial line ([`modbus::rtu`], Modbus RTU); the same
+//!   server serves BESS racks ([`modbus::DeviceKind::BessRack`], the BMS
+//!   map of [`bess::bms`]).
 //! - [`mqtt`]: a weather station publishing JSON over MQTT
 //!   ([`mqtt::start_station`], [`mqtt::WeatherModel`]), with fault injection
 //!   (garbage payloads, pauses, broker disconnects).
