@@ -199,3 +199,110 @@ def pv_features_sliding(rows, params, length, step):
         ], axis=1)
     feats[~ok] = 0.0
     return ends, feats, ok
+
+
+# ---------------------------------------------------------------------------
+# bess_rack/1 (docs/specs/anomaly-models.md §5)
+
+BESS_ROLES = [
+    ("rack_current", "A"),
+    ("soc", "%"),
+    ("cell_v_max", "V"),
+    ("cell_v_min", "V"),
+    ("cell_t_max", "°C"),
+    ("cell_t_min", "°C"),
+    ("ambient_temp", "°C"),
+]
+
+# (name, unit, template, decimals)
+BESS_FEATURES = [
+    ("current_rms", "A", "rack current {abs_delta} A {direction} expected", 0),
+    ("soc_mean", "%", "state of charge {abs_delta} % {direction} expected", 0),
+    ("spread_excess", "mV", "cell voltage spread {abs_delta} mV {direction} expected at this state of charge and current", 0),
+    ("rise_excess", "°C", "hottest cell {abs_delta} °C {direction} expected for this current and ambient", 1),
+    ("temp_spread", "°C", "cell temperature spread across the rack {abs_delta} °C {direction} expected", 1),
+]
+
+
+def bess_expected_spread(soc, current, params):
+    """Healthy cell-voltage spread, mV: the curve (linear, end values beyond
+    it) plus spread_per_amp_mv x |current|."""
+    c = params["spread_curve"]
+    xp = np.array([p[0] for p in c], dtype=np.float64)
+    fp = np.array([p[1] for p in c], dtype=np.float64)
+    return np.interp(soc, xp, fp) + params["spread_per_amp_mv"] * np.abs(current)
+
+
+def bess_thermal_step(params):
+    return 1.0 - np.exp(-params["sample_period_s"] / params["thermal_tau_s"])
+
+
+def bess_row_terms(rows, params):
+    """Per-row quantities except the thermal prediction: I^2, SoC, spread
+    excess (mV), rise of the hottest cell over ambient, temperature spread,
+    and the healthy steady rise (the prediction's drive)."""
+    cur, soc, vmax, vmin, tmax, tmin, amb = (rows[:, i] for i in range(7))
+    i2 = cur * cur
+    spread = 1000.0 * (vmax - vmin)
+    sx = spread - bess_expected_spread(soc, cur, params)
+    rise = tmax - amb
+    steady = params["rise_idle_c"] + params["rise_per_amp2_c"] * i2
+    return i2, soc, sx, rise, tmax - tmin, steady
+
+
+def bess_features(window_rows, params):
+    """Features of one window (rows x 7 roles, role order), or None when it
+    has no more rows than the recent part. Direct loop, as the Rust code."""
+    k = params["recent_rows"]
+    n = len(window_rows)
+    if n <= k:
+        return None
+    i2, soc, sx, rise, tsp, steady = bess_row_terms(window_rows, params)
+    a = bess_thermal_step(params)
+    pred = np.empty(n)
+    p = float(rise[0])
+    for j in range(n):
+        pred[j] = p
+        p += a * (float(steady[j]) - p)
+    ex = rise - pred
+    r = slice(n - k, n)
+    s = lambda v: float(sum(float(x) for x in v[r]))  # row order, as Rust
+    return np.array([
+        np.sqrt(s(i2) / k), s(soc) / k, s(sx) / k, s(ex) / k, s(tsp) / k,
+    ])
+
+
+def bess_features_sliding(rows, params, length, step):
+    """Features of every window [i-length+1, i] for i = length-1,
+    length-1+step, ... (fast; equal to bess_features up to rounding).
+    Returns (end_indices, features (m x 5), scoreable (m,)).
+
+    The prediction restarted at each window's first row s is, at row j,
+    q^(j-s) (rise_s - G_s) + G_j with G the same filter run over the whole
+    series from G_0 = 0 (q = 1 - a): the filter is linear."""
+    from scipy.signal import lfilter
+    k = params["recent_rows"]
+    i2, soc, sx, rise, tsp, steady = bess_row_terms(rows, params)
+    a = bess_thermal_step(params)
+    q = 1.0 - a
+    # G_0 = 0, G_{j+1} = q G_j + a steady_j.
+    g = np.concatenate([[0.0], lfilter([a], [1.0, -q], steady)[:-1]])
+    ends = np.arange(length - 1, len(rows), step)
+    starts = ends - length + 1
+    feats = np.zeros((len(ends), 5))
+    ok = np.full(len(ends), length > k)
+    cols = np.stack([i2, soc, sx, tsp], axis=1)
+    cs = np.vstack([np.zeros((1, 4)), np.cumsum(cols, axis=0)])
+    rec = (cs[ends + 1] - cs[ends + 1 - k]) / k
+    feats[:, 0] = np.sqrt(np.maximum(rec[:, 0], 0.0))
+    feats[:, 1] = rec[:, 1]
+    feats[:, 2] = rec[:, 2]
+    feats[:, 4] = rec[:, 3]
+    # Rise excess over the recent rows j = e-k+1 .. e of each window.
+    d = rise[starts] - g[starts]
+    ex = np.zeros(len(ends))
+    for off in range(k):
+        j = ends - off
+        ex += rise[j] - (q ** (j - starts)) * d - g[j]
+    feats[:, 3] = ex / k
+    return ends, feats, ok

@@ -1,10 +1,10 @@
-//! The anomaly runtime against the committed wind-turbine and PV inverter
-//! models and the parity fixtures written by `edge/models/train.py`.
+//! The anomaly runtime against the committed wind-turbine, PV inverter and
+//! BESS rack models and the parity fixtures written by `edge/models/train.py`.
 #![cfg(feature = "anomaly")]
 #![allow(clippy::unwrap_used)]
 
 use dcmms_edge::anomaly::detector::{AssetWindow, Hysteresis, WindowReady, score_window};
-use dcmms_edge::anomaly::features::{FeatureSet, Params, PvParams, WindParams};
+use dcmms_edge::anomaly::features::{BessParams, FeatureSet, Params, PvParams, WindParams};
 use dcmms_edge::anomaly::model::{Model, ModelError};
 use dcmms_shared::{AnomalyKind, Quality};
 use std::path::{Path, PathBuf};
@@ -19,6 +19,10 @@ fn wind_model() -> PathBuf {
 
 fn pv_model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pv-inverter/pv-inverter-ae.onnx")
+}
+
+fn bess_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/bess-rack/bess-rack-ae.onnx")
 }
 
 fn fixture(name: &str) -> String {
@@ -193,6 +197,122 @@ fn tract_reproduces_the_sklearn_network() {
 #[test]
 fn tract_reproduces_the_sklearn_pv_network() {
     check_export(&pv_model(), "pv_model_expected.csv");
+}
+
+#[test]
+fn tract_reproduces_the_sklearn_bess_network() {
+    check_export(&bess_model(), "bess_model_expected.csv");
+}
+
+/// The same for `bess_rack/1`: a June day of one rack from 08:00 local,
+/// the midday charge and the evening discharge, a weak cell from 10:00 and
+/// a cooling failure from 17:00.
+#[test]
+fn rust_bess_features_match_the_python_training_code() {
+    let n = check_parity("bess", FeatureSet::BessRackV1, |v| {
+        Params::Bess(serde_json::from_value::<BessParams>(v).unwrap())
+    });
+    assert!(n > 1000, "{n}");
+    // The fixture holds what it claims: the weak cell opens the spread
+    // under current, the cooling failure heats the rack beyond its current.
+    let expected = csv(&fixture("bess_features_expected.csv"));
+    let before = |ms: f64| expected.iter().filter(move |e| e[0] < ms);
+    let input = csv(&fixture("bess_features_input.csv"));
+    let t0 = input[0][0];
+    let wide = |e: &&Vec<f64>| e[3] > 15.0;
+    assert_eq!(before(t0 + 7_200_000.0).filter(wide).count(), 0);
+    assert!(expected.iter().filter(wide).count() > 10, "no wide spread");
+    let hot = |e: &&Vec<f64>| e[4] > 1.0;
+    assert_eq!(before(t0 + 32_400_000.0).filter(hot).count(), 0);
+    assert!(expected.iter().filter(hot).count() > 10, "no hot rack");
+}
+
+/// The committed BESS model: a healthy window is quiet; a cell-voltage
+/// spread far above the expected one raises, explained by the spread; a
+/// rack hotter than its current explains is explained by the temperature.
+#[test]
+fn the_committed_bess_model_explains_a_weak_cell_and_a_hot_rack() {
+    let m = Model::load(&bess_model()).unwrap();
+    assert_eq!(m.meta.model_id, "bess-rack-ae");
+    assert_eq!(m.set, FeatureSet::BessRackV1);
+    let names: Vec<&str> = m.meta.features.iter().map(|f| f.name.as_str()).collect();
+    let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
+    // Discharging at 0.5 C mid-SoC, healthy: no excess, the modules'
+    // usual temperature spread; and resting overnight.
+    let mut healthy = vec![0.0; names.len()];
+    healthy[at("current_rms")] = 140.0;
+    healthy[at("soc_mean")] = 50.0;
+    healthy[at("temp_spread")] = 0.7;
+    let mut resting = healthy.clone();
+    resting[at("current_rms")] = 0.0;
+    resting[at("soc_mean")] = 18.0;
+    resting[at("temp_spread")] = 0.5;
+    for x in [&healthy, &resting] {
+        let s = m.score(x).unwrap().score;
+        assert!(s < m.meta.score.clear, "{x:?}: {s}");
+    }
+    let raise = |x: Vec<f64>| {
+        let mut h = Hysteresis::default();
+        let w = WindowReady {
+            start_ms: 0,
+            end_ms: 1_800_000,
+            features: x,
+        };
+        let mut event = None;
+        for _ in 0..m.meta.score.raise_count {
+            let (score, e) = score_window(&m, "BESS-01", &mut h, &w).unwrap();
+            assert!(score > m.meta.score.raise, "{score}");
+            event = event.or(e);
+        }
+        event.expect("raised after raise_count windows")
+    };
+    let mut weak = healthy.clone();
+    weak[at("spread_excess")] = 30.0;
+    let e = raise(weak);
+    assert_eq!(e.asset_class, "bess_rack");
+    assert_eq!(
+        e.explanation[0].feature, "spread_excess",
+        "{:?}",
+        e.explanation
+    );
+    assert!(
+        e.summary.starts_with("cell voltage spread ")
+            && e.summary
+                .ends_with(" mV above expected at this state of charge and current"),
+        "{}",
+        e.summary
+    );
+    let mut hot = healthy.clone();
+    hot[at("rise_excess")] = 2.0;
+    let e = raise(hot);
+    assert_eq!(
+        e.explanation[0].feature, "rise_excess",
+        "{:?}",
+        e.explanation
+    );
+    assert!(
+        e.summary.starts_with("hottest cell ")
+            && e.summary
+                .ends_with(" °C above expected for this current and ambient"),
+        "{}",
+        e.summary
+    );
+}
+
+/// Metadata whose `params.sample_period_s` is not the window's period is
+/// refused (the thermal prediction's step would be wrong).
+#[test]
+fn a_bess_model_with_a_mismatched_sample_period_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = bess_model();
+    let onnx = dir.path().join("bess-rack-ae.onnx");
+    std::fs::copy(&src, &onnx).unwrap();
+    let text = std::fs::read_to_string(src.with_extension("json")).unwrap();
+    let mut meta: serde_json::Value = serde_json::from_str(&text).unwrap();
+    meta["params"]["sample_period_s"] = serde_json::json!(1.0);
+    std::fs::write(onnx.with_extension("json"), meta.to_string()).unwrap();
+    let err = Model::load(&onnx).unwrap_err().to_string();
+    assert!(err.contains("sample_period_s"), "{err}");
 }
 
 /// The committed PV model: a healthy window is quiet; one string of twelve

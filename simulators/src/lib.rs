@@ -16,7 +16,9 @@
 //!   TCP server serving a fleet of simulated inverters, one port each
 //!   ([`modbus::start_fleet`]), with run-time fault injection
 //!   ([`modbus::fault`]: slow, drop, exception, garbage, gone) and one
-//!   inverter on a serial line ([`modbus::rtu`], Modbus RTU).
+//!   inverter on a serial line ([`modbus::rtu`], Modbus RTU); the same
+//!   server serves BESS racks ([`modbus::DeviceKind::BessRack`], the BMS
+//!   map of [`bess::bms`]).
 //! - [`mqtt`]: a weather station publishing JSON over MQTT
 //!   ([`mqtt::start_station`], [`mqtt::WeatherModel`]), with fault injection
 //!   (garbage payloads, pauses, broker disconnects).
@@ -26,6 +28,10 @@
 //!   creep: [`opcua::turbine::WindFault`]); served over
 //!   OPC UA with stop/restart fault injection (and the link faults of
 //!   [`proxy`]) behind feature `opcua`.
+//! - [`bess`]: a BESS rack (LFP, 16 × 15 cells, 280 Ah): seeded daily
+//!   dispatch, coulomb-counted SoC, cell voltages and temperatures
+//!   ([`bess::RackModel`]) and its faults (cell imbalance, hot rack:
+//!   [`bess::faults::BessFault`]).
 //! - [`faults`]: labelled faults of the device physics (kind, start, end;
 //!   parsing `KIND@START_S[-END_S]`, dataset labels), one mechanism for the
 //!   turbine's and the PV inverter's fault kinds.
@@ -48,6 +54,7 @@
 //! [`modbus::start_fleet`]; `dcmms-demo` (`src/bin/dcmms-demo.rs`) runs the
 //! whole site in a box: cloud, simulated inverters and an edge agent.
 
+pub mod bess;
 pub mod dataset;
 pub mod demo;
 pub mod device;

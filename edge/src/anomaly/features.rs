@@ -10,6 +10,7 @@ use serde::Deserialize;
 pub enum FeatureSet {
     WindTurbineV1,
     PvInverterV1,
+    BessRackV1,
 }
 
 /// Roles of `wind_turbine/1`, in order, with their units.
@@ -179,11 +180,127 @@ impl PvParams {
     }
 }
 
+/// Roles of `bess_rack/1`, in order, with their units.
+pub const BESS_ROLES: [(&str, &str); 7] = [
+    ("rack_current", "A"),
+    ("soc", "%"),
+    ("cell_v_max", "V"),
+    ("cell_v_min", "V"),
+    ("cell_t_max", "°C"),
+    ("cell_t_min", "°C"),
+    ("ambient_temp", "°C"),
+];
+
+/// Features of `bess_rack/1`, in order, with their units.
+pub const BESS_FEATURES: [(&str, &str); 5] = [
+    ("current_rms", "A"),
+    ("soc_mean", "%"),
+    ("spread_excess", "mV"),
+    ("rise_excess", "°C"),
+    ("temp_spread", "°C"),
+];
+
+/// Most rows the recent part of a `bess_rack/1` window may have.
+pub const BESS_MAX_RECENT_ROWS: usize = 120;
+
+/// Constants of `bess_rack/1`, from the metadata's `params`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BessParams {
+    /// Time between rows, s (the window's `sample_period_ms` / 1000).
+    pub sample_period_s: f64,
+    /// Rows in the recent part of the window.
+    pub recent_rows: usize,
+    /// Healthy cell-voltage spread (max − min) at rest against SoC:
+    /// `[SoC %, mV]`, SoC strictly increasing; linear between points,
+    /// the end values beyond them.
+    pub spread_curve: Vec<[f64; 2]>,
+    /// Additional healthy spread per ampere of rack current, mV/A.
+    pub spread_per_amp_mv: f64,
+    /// Thermal time constant of the rack's hottest cell, s.
+    pub thermal_tau_s: f64,
+    /// Healthy steady rise of the hottest cell over ambient at no current, °C.
+    pub rise_idle_c: f64,
+    /// Additional healthy steady rise per A² of rack current, °C/A².
+    pub rise_per_amp2_c: f64,
+}
+
+impl BessParams {
+    /// A problem with the parameters, if any.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("sample_period_s", self.sample_period_s),
+            ("thermal_tau_s", self.thermal_tau_s),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("params.{name} must be a positive number"));
+            }
+        }
+        for (name, v) in [
+            ("spread_per_amp_mv", self.spread_per_amp_mv),
+            ("rise_idle_c", self.rise_idle_c),
+            ("rise_per_amp2_c", self.rise_per_amp2_c),
+        ] {
+            if !v.is_finite() {
+                return Err(format!("params.{name} must be a finite number"));
+            }
+        }
+        if !(1..=BESS_MAX_RECENT_ROWS).contains(&self.recent_rows) {
+            return Err(format!(
+                "params.recent_rows must be between 1 and {BESS_MAX_RECENT_ROWS}"
+            ));
+        }
+        if self.spread_curve.len() < 2 {
+            return Err("params.spread_curve needs at least two points".into());
+        }
+        if self
+            .spread_curve
+            .iter()
+            .any(|[s, v]| !s.is_finite() || !v.is_finite())
+        {
+            return Err("params.spread_curve holds a non-finite number".into());
+        }
+        if self.spread_curve.windows(2).any(|w| w[1][0] <= w[0][0]) {
+            return Err("params.spread_curve: SoC values must strictly increase".into());
+        }
+        Ok(())
+    }
+
+    /// Healthy cell-voltage spread at `soc` % and `current` A, mV: the
+    /// curve (linear, end values beyond it, as numpy's `interp`) plus
+    /// `spread_per_amp_mv × |current|`.
+    pub fn expected_spread_mv(&self, soc: f64, current: f64) -> f64 {
+        let c = &self.spread_curve;
+        let (Some(first), Some(last)) = (c.first(), c.last()) else {
+            return 0.0;
+        };
+        let at_rest = if soc.is_nan() {
+            f64::NAN
+        } else if soc <= first[0] {
+            first[1]
+        } else if soc >= last[0] {
+            last[1]
+        } else {
+            let j = c.partition_point(|p| p[0] <= soc).max(1);
+            let (a, b) = (c[j - 1], c[j]);
+            (b[1] - a[1]) / (b[0] - a[0]) * (soc - a[0]) + a[1]
+        };
+        at_rest + self.spread_per_amp_mv * current.abs()
+    }
+
+    /// Fraction of the way to the steady rise one row covers:
+    /// `1 − exp(−sample_period_s / thermal_tau_s)`.
+    pub fn thermal_step(&self) -> f64 {
+        1.0 - (-self.sample_period_s / self.thermal_tau_s).exp()
+    }
+}
+
 /// The parameters a feature set needs, parsed from the metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Params {
     Wind(WindParams),
     Pv(PvParams),
+    Bess(BessParams),
 }
 
 impl FeatureSet {
@@ -191,6 +308,7 @@ impl FeatureSet {
         match name {
             "wind_turbine/1" => Some(FeatureSet::WindTurbineV1),
             "pv_inverter/1" => Some(FeatureSet::PvInverterV1),
+            "bess_rack/1" => Some(FeatureSet::BessRackV1),
             _ => None,
         }
     }
@@ -199,6 +317,7 @@ impl FeatureSet {
         match self {
             FeatureSet::WindTurbineV1 => "wind_turbine/1",
             FeatureSet::PvInverterV1 => "pv_inverter/1",
+            FeatureSet::BessRackV1 => "bess_rack/1",
         }
     }
 
@@ -206,6 +325,7 @@ impl FeatureSet {
         match self {
             FeatureSet::WindTurbineV1 => &WIND_ROLES,
             FeatureSet::PvInverterV1 => &PV_ROLES,
+            FeatureSet::BessRackV1 => &BESS_ROLES,
         }
     }
 
@@ -213,6 +333,7 @@ impl FeatureSet {
         match self {
             FeatureSet::WindTurbineV1 => &WIND_FEATURES,
             FeatureSet::PvInverterV1 => &PV_FEATURES,
+            FeatureSet::BessRackV1 => &BESS_FEATURES,
         }
     }
 
@@ -231,6 +352,12 @@ impl FeatureSet {
                 p.check()?;
                 Ok(Params::Pv(p))
             }
+            FeatureSet::BessRackV1 => {
+                let p: BessParams =
+                    serde_json::from_value(v.clone()).map_err(|e| format!("params: {e}"))?;
+                p.check()?;
+                Ok(Params::Bess(p))
+            }
         }
     }
 
@@ -248,6 +375,7 @@ impl FeatureSet {
         match (self, params) {
             (FeatureSet::WindTurbineV1, Params::Wind(p)) => wind_features(p, rows, out),
             (FeatureSet::PvInverterV1, Params::Pv(p)) => pv_features(p, rows, out),
+            (FeatureSet::BessRackV1, Params::Bess(p)) => bess_features(p, rows, out),
             _ => false,
         }
     }
@@ -394,6 +522,69 @@ fn pv_features<'a>(p: &PvParams, rows: impl Iterator<Item = &'a [f64]>, out: &mu
         100.0 * (now / baseline - 1.0),
         efficiency,
         recent.heatsink_excess / n,
+    ];
+    for (o, v) in out.iter_mut().zip(values) {
+        *o = v;
+    }
+    true
+}
+
+/// `bess_rack/1` (docs/specs/anomaly-models.md §5). Per row: I², SoC,
+/// cell-voltage spread over the expected one, the hottest cell's rise over
+/// ambient minus the healthy first-order prediction run from the window's
+/// first row, and the cell-temperature spread. The last `recent_rows` rows'
+/// terms wait in a ring; the features are their means (sums oldest first).
+fn bess_features<'a>(
+    p: &BessParams,
+    rows: impl Iterator<Item = &'a [f64]>,
+    out: &mut [f64],
+) -> bool {
+    let k = p.recent_rows.clamp(1, BESS_MAX_RECENT_ROWS);
+    let a = p.thermal_step();
+    let mut ring = [[0.0f64; 5]; BESS_MAX_RECENT_ROWS];
+    let mut seen = 0usize;
+    // Predicted rise of this row, and the drive of the next step.
+    let mut predicted = 0.0;
+    for r in rows {
+        let [current, soc, vmax, vmin, tmax, tmin, amb] = match *r {
+            [a, b, c, d, e, f, g, ..] => [a, b, c, d, e, f, g],
+            _ => continue,
+        };
+        let rise = tmax - amb;
+        if seen == 0 {
+            predicted = rise;
+        }
+        let spread = 1000.0 * (vmax - vmin);
+        let i2 = current * current;
+        ring[seen % k] = [
+            i2,
+            soc,
+            spread - p.expected_spread_mv(soc, current),
+            rise - predicted,
+            tmax - tmin,
+        ];
+        let steady = p.rise_idle_c + p.rise_per_amp2_c * i2;
+        predicted += a * (steady - predicted);
+        seen += 1;
+    }
+    if seen <= k {
+        return false;
+    }
+    let mut sum = [0.0f64; 5];
+    // Oldest first: the ring's next slot holds the oldest recent row.
+    for i in 0..k {
+        let row = ring[(seen + i) % k];
+        for (s, v) in sum.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    let n = k as f64;
+    let values = [
+        (sum[0] / n).sqrt(),
+        sum[1] / n,
+        sum[2] / n,
+        sum[3] / n,
+        sum[4] / n,
     ];
     for (o, v) in out.iter_mut().zip(values) {
         *o = v;
@@ -612,5 +803,104 @@ mod tests {
             rows.iter().map(|r| r.as_slice()),
             &mut out
         ));
+    }
+
+    fn bess() -> BessParams {
+        BessParams {
+            sample_period_s: 10.0,
+            recent_rows: 2,
+            spread_curve: vec![[10.0, 20.0], [50.0, 5.0], [90.0, 10.0]],
+            spread_per_amp_mv: 0.1,
+            thermal_tau_s: 100.0,
+            rise_idle_c: 0.5,
+            rise_per_amp2_c: 1e-4,
+        }
+    }
+
+    fn bess_compute(rows: &[Vec<f64>], p: &BessParams) -> Option<[f64; 5]> {
+        let mut out = [f64::NAN; 5];
+        FeatureSet::BessRackV1
+            .compute(
+                &Params::Bess(p.clone()),
+                rows.iter().map(|r| r.as_slice()),
+                &mut out,
+            )
+            .then_some(out)
+    }
+
+    #[test]
+    fn expected_spread_follows_the_curve_and_the_current() {
+        let p = bess();
+        assert_eq!(p.expected_spread_mv(0.0, 0.0), 20.0);
+        assert!((p.expected_spread_mv(30.0, 0.0) - 12.5).abs() < 1e-12);
+        assert!((p.expected_spread_mv(70.0, -100.0) - 17.5).abs() < 1e-12);
+        assert_eq!(p.expected_spread_mv(100.0, 0.0), 10.0);
+    }
+
+    #[test]
+    fn bess_features_compare_spread_and_heating_with_the_healthy_rack() {
+        let p = bess();
+        let a = p.thermal_step();
+        // Resting at 50 % SoC, healthy spread (5 mV), hottest cell at the
+        // idle rise: every excess is zero.
+        let rest = |spread_mv: f64, rise: f64| {
+            vec![
+                0.0,
+                50.0,
+                3.3 + spread_mv / 1000.0,
+                3.3,
+                25.0 + rise,
+                24.0,
+                25.0,
+            ]
+        };
+        let rows: Vec<Vec<f64>> = (0..4).map(|_| rest(5.0, 0.5)).collect();
+        let f = bess_compute(&rows, &p).unwrap();
+        assert_eq!(f[0], 0.0);
+        assert_eq!(f[1], 50.0);
+        assert!(f[2].abs() < 1e-9 && f[3].abs() < 1e-12, "{f:?}");
+        assert!((f[4] - 1.5).abs() < 1e-12, "{f:?}");
+        // 100 A from the start, the rise 3 °C above the idle rise in the
+        // last two rows: the prediction moves towards 0.5 + 1 °C.
+        let mut hot: Vec<Vec<f64>> = (0..4)
+            .map(|_| vec![100.0, 50.0, 3.315, 3.3, 25.5, 24.0, 25.0])
+            .collect();
+        hot[2][4] += 3.0;
+        hot[3][4] += 3.0;
+        let f = bess_compute(&hot, &p).unwrap();
+        assert!((f[0] - 100.0).abs() < 1e-9);
+        // Spread 15 mV against 5 + 0.1 × 100 = 15.
+        assert!(f[2].abs() < 1e-9, "{f:?}");
+        let mut pred = 0.5;
+        let mut ex = 0.0;
+        for j in 1..4 {
+            pred += a * (1.5 - pred);
+            if j >= 2 {
+                ex += 0.5 + 3.0 - pred;
+            }
+        }
+        assert!((f[3] - ex / 2.0).abs() < 1e-9, "{f:?} {ex}");
+        assert!(f[3] > 2.5);
+        // Too few rows for a prediction: declined.
+        assert_eq!(bess_compute(&rows[..2], &p), None);
+    }
+
+    #[test]
+    fn bad_bess_params_are_named() {
+        let set = FeatureSet::BessRackV1;
+        let mut v = serde_json::json!({
+            "sample_period_s": 10.0, "recent_rows": 2,
+            "spread_curve": [[10.0, 20.0], [50.0, 5.0]], "spread_per_amp_mv": 0.1,
+            "thermal_tau_s": 100.0, "rise_idle_c": 0.5, "rise_per_amp2_c": 1e-4
+        });
+        assert!(set.params(&v).is_ok());
+        v["spread_curve"] = serde_json::json!([[50.0, 1.0], [40.0, 2.0]]);
+        assert!(set.params(&v).unwrap_err().contains("strictly increase"));
+        v["spread_curve"] = serde_json::json!([[10.0, 20.0], [50.0, 5.0]]);
+        v["thermal_tau_s"] = serde_json::json!(0.0);
+        assert!(set.params(&v).unwrap_err().contains("thermal_tau_s"));
+        v["thermal_tau_s"] = serde_json::json!(100.0);
+        v["recent_rows"] = serde_json::json!(0);
+        assert!(set.params(&v).unwrap_err().contains("recent_rows"));
     }
 }

@@ -165,6 +165,14 @@ impl Metadata {
             d.check(self.features.len())?;
         }
         let params = set.params(&self.params)?;
+        if let Params::Bess(p) = &params
+            && (p.sample_period_s * 1000.0 - w.sample_period_ms as f64).abs() > 1e-6
+        {
+            return Err(format!(
+                "params.sample_period_s {} does not match window.sample_period_ms {}",
+                p.sample_period_s, w.sample_period_ms
+            ));
+        }
         Ok((set, params))
     }
 }

@@ -141,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
             rated_ac_w: cli.rated_kw * 1000.0,
             clock: clock.clone(),
             update_interval: Duration::from_millis(500),
+            ..FleetConfig::default()
         },
         stop_fleet.clone(),
     )

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use dcmms_simulators::modbus::{FleetConfig, SimClock, start_fleet};
+use dcmms_simulators::bess::faults::BessFaultKind;
+use dcmms_simulators::modbus::{DeviceKind, FleetConfig, SimClock, start_fleet};
 use dcmms_simulators::solar::SiteModel;
 use tokio_util::sync::CancellationToken;
 
@@ -72,6 +73,11 @@ enum Command {
 struct ModbusArgs {
     #[command(flatten)]
     faults: dcmms_simulators::modbus::cli::FaultArgs,
+    /// What to serve: SunSpec inverters, or BESS racks (the BMS register
+    /// map of dcmms_simulators::bess::bms at 40000; rack i is the rack of
+    /// seed --seed + i; --rated-kw and the site flags do not apply).
+    #[arg(long, value_enum, default_value_t = ModbusDevice::Inverter)]
+    device: ModbusDevice,
     /// Number of inverters.
     #[arg(long, default_value_t = 3)]
     count: usize,
@@ -113,6 +119,12 @@ struct ModbusArgs {
     clear_sky: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModbusDevice {
+    Inverter,
+    Bess,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum AssetClass {
     /// The wind turbine of `dcmms-sim opcua`.
@@ -120,6 +132,9 @@ enum AssetClass {
     /// Inverter 0 of the PV fleet of `dcmms-sim modbus` (100 kW unless
     /// --rated-kw says otherwise), Bhadla site model.
     Pv,
+    /// One BESS rack (LFP, 16 × 15 cells, 280 Ah), the rack of the seed;
+    /// --rated-kw does not apply.
+    Bess,
 }
 
 #[derive(Debug, Args)]
@@ -127,7 +142,7 @@ struct DatasetArgs {
     /// Which physical model.
     #[arg(long, value_enum)]
     asset_class: AssetClass,
-    /// Seed of the weather.
+    /// Seed of the weather (wind, PV) or of the rack (BESS).
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Length in days (fractions allowed).
@@ -145,7 +160,7 @@ struct DatasetArgs {
     /// Fault, `KIND@START_S[-END_S]` in seconds after the start (wind:
     /// gearbox_overheat, pitch_misalignment, bearing_creep; PV:
     /// string_outage, over_temperature, soiling_drift, failing_fan,
-    /// insulation_fault). Repeatable.
+    /// insulation_fault; BESS: cell_imbalance, hot_rack). Repeatable.
     #[arg(long = "fault", value_name = "KIND@START_S[-END_S]")]
     faults: Vec<String>,
     /// Output file (default: standard output).
@@ -154,7 +169,8 @@ struct DatasetArgs {
 }
 
 fn run_dataset(args: DatasetArgs) -> Result<()> {
-    use dcmms_simulators::dataset::{DEFAULT_START_MS, PvDataset, WindDataset};
+    use dcmms_simulators::bess::faults::BessFault;
+    use dcmms_simulators::dataset::{BessDataset, DEFAULT_START_MS, PvDataset, WindDataset};
     use dcmms_simulators::opcua::{TurbineModel, WindFault};
     use dcmms_simulators::solar::faults::PvFault;
     use std::io::Write;
@@ -216,6 +232,25 @@ fn run_dataset(args: DatasetArgs) -> Result<()> {
             }
             .write_csv(&mut out)?
         }
+        AssetClass::Bess => {
+            if args.rated_kw.is_some() {
+                bail!("--rated-kw does not apply to --asset-class bess");
+            }
+            let faults = args
+                .faults
+                .iter()
+                .map(|f| BessFault::parse(f, start_ms))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            BessDataset {
+                seed: args.seed,
+                faults,
+                start_ms,
+                duration_ms,
+                step_ms,
+            }
+            .write_csv(&mut out)?
+        }
     };
     out.flush()?;
     eprintln!("{rows} rows");
@@ -266,9 +301,19 @@ async fn run_modbus(args: ModbusArgs) -> Result<()> {
         rated_ac_w: args.rated_kw * 1000.0,
         clock,
         update_interval: Duration::from_millis(args.update_ms),
+        device: match args.device {
+            ModbusDevice::Inverter => DeviceKind::Inverter,
+            ModbusDevice::Bess => DeviceKind::BessRack,
+        },
     };
     // A bad --fault flag fails before anything listens.
-    args.faults.split(0).context("--fault flags")?;
+    if args.device == ModbusDevice::Bess {
+        args.faults
+            .split_as::<BessFaultKind>(0)
+            .context("--fault flags")?;
+    } else {
+        args.faults.split(0).context("--fault flags")?;
+    }
     let shutdown = CancellationToken::new();
     let fleet = start_fleet(cfg, shutdown.clone())
         .await
@@ -277,7 +322,24 @@ async fn run_modbus(args: ModbusArgs) -> Result<()> {
         .faults
         .apply(&fleet, &shutdown)
         .context("--fault flags")?;
+    if args.device == ModbusDevice::Bess {
+        for (i, addr) in fleet.addrs().iter().enumerate() {
+            println!(
+                "BESS rack {i} (seed {}): BMS map at 40000 (dcmms_simulators::bess::bms), Modbus TCP {addr}, unit id {}",
+                args.seed.wrapping_add(i as u64),
+                fleet.unit_id()
+            );
+        }
+        for f in &args.faults.faults {
+            if f.contains('@') {
+                println!("  rack fault {f} (seconds of simulation time after start-up)");
+            }
+        }
+    }
     for (i, addr) in fleet.addrs().iter().enumerate() {
+        if args.device == ModbusDevice::Bess {
+            break;
+        }
         println!(
             "inverter {i}: SunSpec model 1+103 at 40000, Modbus TCP {addr}, unit id {}, {} kW",
             fleet.unit_id(),

@@ -10,8 +10,10 @@ use tokio_util::sync::CancellationToken;
 use super::rtu::{RtuConfig, start_rtu};
 use super::{Fault, FaultPlan, Fleet, SimClock};
 use crate::SimError;
+use crate::bess::faults::BessFaultKind;
+use crate::faults::FaultKind;
 use crate::solar::SiteModel;
-use crate::solar::faults::PvFault;
+use crate::solar::faults::{PvFault, PvFaultKind};
 
 /// Fault injection flags.
 #[derive(Debug, Clone, Args)]
@@ -21,7 +23,8 @@ pub struct FaultArgs {
     /// gone. Or an inverter fault, `KIND@START_S[-END_S]` in seconds of
     /// simulation time after start-up: string_outage, over_temperature,
     /// soiling_drift, failing_fan, insulation_fault (e.g.
-    /// `failing_fan@600` or `string_outage@60-3600`).
+    /// `failing_fan@600` or `string_outage@60-3600`); with `--device bess`
+    /// a rack fault: cell_imbalance, hot_rack.
     #[arg(long = "fault", value_name = "FAULT")]
     pub faults: Vec<String>,
     /// Device index the faults apply to (repeatable; default: every device).
@@ -46,11 +49,26 @@ impl FaultArgs {
     /// [`SimError::InvalidConfig`] for a flag that is neither, or a second
     /// link fault.
     pub fn split(&self, base_ms: i64) -> Result<(Fault, Vec<PvFault>), SimError> {
+        self.split_as::<PvFaultKind>(base_ms)
+    }
+
+    /// [`FaultArgs::split`] with the device faults of kind `K` (e.g.
+    /// [`BessFaultKind`] for a fleet of BESS racks).
+    ///
+    /// # Errors
+    /// As [`FaultArgs::split`].
+    pub fn split_as<K: FaultKind>(
+        &self,
+        base_ms: i64,
+    ) -> Result<(Fault, Vec<crate::faults::Fault<K>>), SimError> {
         let mut link: Option<Fault> = None;
         let mut inverter = Vec::new();
         for f in &self.faults {
             if f.contains('@') {
-                inverter.push(PvFault::parse(f, base_ms).map_err(SimError::InvalidConfig)?);
+                inverter.push(
+                    crate::faults::Fault::<K>::parse(f, base_ms)
+                        .map_err(SimError::InvalidConfig)?,
+                );
                 continue;
             }
             let parsed: Fault = f
@@ -76,7 +94,8 @@ impl FaultArgs {
     /// Applies the flags to a running fleet: inverter faults at once (each
     /// active from its own start, on the fleet's clock, counted from now),
     /// the link fault in the background when delayed or limited in time.
-    /// Returns the inverter faults.
+    /// Returns the inverter faults (none for a fleet of BESS racks; their
+    /// faults are set with the same flags).
     ///
     /// # Errors
     /// [`SimError::InvalidConfig`] for a bad flag, an unknown device or a
@@ -86,13 +105,26 @@ impl FaultArgs {
         fleet: &Fleet,
         shutdown: &CancellationToken,
     ) -> Result<Vec<PvFault>, SimError> {
-        let (fault, inverter) = self.split(fleet.clock().now_ms())?;
+        let base = fleet.clock().now_ms();
         let targets = self.targets();
-        if !inverter.is_empty() {
-            for t in &targets {
-                fleet.set_inverter_faults(*t, &inverter)?;
+        let (fault, inverter) = if fleet.is_bess() {
+            // A rack fleet: the `KIND@…` flags are rack faults.
+            let (fault, rack) = self.split_as::<BessFaultKind>(base)?;
+            if !rack.is_empty() {
+                for t in &targets {
+                    fleet.set_bess_faults(*t, &rack)?;
+                }
             }
-        }
+            (fault, Vec::new())
+        } else {
+            let (fault, inverter) = self.split(base)?;
+            if !inverter.is_empty() {
+                for t in &targets {
+                    fleet.set_inverter_faults(*t, &inverter)?;
+                }
+            }
+            (fault, inverter)
+        };
         if fault == Fault::None {
             return Ok(inverter);
         }

@@ -1,4 +1,6 @@
-//! Modbus TCP server for a fleet of simulated SunSpec inverters.
+//! Modbus TCP server for a fleet of simulated SunSpec inverters, or of
+//! simulated BESS racks ([`DeviceKind::BessRack`]: the BMS register map of
+//! [`crate::bess::bms`], same server, same link faults).
 //!
 //! Every inverter listens on its own TCP port (`base_port + index`, or an
 //! ephemeral port each when `base_port` is 0) and serves its register image
@@ -55,6 +57,8 @@ pub use self::clock::SimClock;
 pub use self::fault::{Fault, FaultParseError, FaultPlan};
 use self::fault::{FaultyStream, REPLY_DROP, REPLY_GARBAGE};
 use crate::SimError;
+use crate::bess::bms::BmsDevice;
+use crate::bess::faults::BessFault;
 use crate::device::SimulatedInverter;
 use crate::solar::SiteModel;
 use crate::solar::faults::PvFault;
@@ -62,6 +66,33 @@ use crate::sunspec::{ReadError, RegisterImage};
 
 /// Maximum registers per read request (Modbus application protocol).
 pub const MAX_READ_QUANTITY: u16 = 125;
+
+/// What the devices of a fleet are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceKind {
+    /// SunSpec inverters ([`crate::sunspec`]).
+    #[default]
+    Inverter,
+    /// BESS racks, each the rack of seed `seed + index`
+    /// ([`crate::bess::bms::BmsDevice`]).
+    BessRack,
+}
+
+/// The simulation behind one served device.
+#[derive(Debug)]
+enum DeviceSim {
+    Inverter(Box<SimulatedInverter>),
+    Bess(Box<BmsDevice>),
+}
+
+impl DeviceSim {
+    fn image_at(&mut self, unix_ms: i64) -> RegisterImage {
+        match self {
+            DeviceSim::Inverter(s) => s.image_at(unix_ms),
+            DeviceSim::Bess(b) => b.image_at(unix_ms),
+        }
+    }
+}
 
 /// Configuration of a simulated inverter fleet.
 #[derive(Debug, Clone)]
@@ -86,6 +117,9 @@ pub struct FleetConfig {
     pub clock: SimClock,
     /// How often the register images are recomputed.
     pub update_interval: Duration,
+    /// Inverters (default) or BESS racks; for racks, `site` and
+    /// `rated_ac_w` do not apply.
+    pub device: DeviceKind,
 }
 
 impl Default for FleetConfig {
@@ -102,6 +136,7 @@ impl Default for FleetConfig {
             rated_ac_w: 100_000.0,
             clock: SimClock::realtime(),
             update_interval: Duration::from_secs(1),
+            device: DeviceKind::Inverter,
         }
     }
 }
@@ -109,7 +144,7 @@ impl Default for FleetConfig {
 /// One served device: the simulation and its current image.
 #[derive(Debug)]
 struct Device {
-    sim: Mutex<SimulatedInverter>,
+    sim: Mutex<DeviceSim>,
     image: RwLock<Arc<RegisterImage>>,
     /// Clock generation the current image was computed for.
     image_generation: AtomicU64,
@@ -121,7 +156,7 @@ struct Device {
 }
 
 impl Device {
-    fn new(mut sim: SimulatedInverter, clock: SimClock) -> Self {
+    fn new(mut sim: DeviceSim, clock: SimClock) -> Self {
         let (generation, now) = clock.read();
         let image = sim.image_at(now);
         Self {
@@ -398,21 +433,62 @@ impl Fleet {
         faults: &[PvFault],
     ) -> Result<(), SimError> {
         for d in self.targets(device)? {
-            d.sim.lock().unwrap_or_else(PoisonError::into_inner).faults = faults.to_vec();
+            match &mut *d.sim.lock().unwrap_or_else(PoisonError::into_inner) {
+                DeviceSim::Inverter(s) => s.faults = faults.to_vec(),
+                DeviceSim::Bess(_) => {
+                    return Err(SimError::InvalidConfig(
+                        "inverter faults on a BESS rack".into(),
+                    ));
+                }
+            }
             d.refresh();
         }
         Ok(())
     }
 
-    /// The inverter faults of device `device`.
+    /// Sets the rack faults (physics: [`crate::bess::faults`]) of device
+    /// `device`, or of every device for `None`, replacing earlier ones; an
+    /// empty list clears them. The image is recomputed at once.
+    ///
+    /// # Errors
+    /// [`SimError::InvalidConfig`] if there is no such device or it is not
+    /// a BESS rack.
+    pub fn set_bess_faults(
+        &self,
+        device: Option<usize>,
+        faults: &[BessFault],
+    ) -> Result<(), SimError> {
+        for d in self.targets(device)? {
+            match &mut *d.sim.lock().unwrap_or_else(PoisonError::into_inner) {
+                DeviceSim::Bess(b) => b.set_faults(faults.to_vec()),
+                DeviceSim::Inverter(_) => {
+                    return Err(SimError::InvalidConfig("rack faults on an inverter".into()));
+                }
+            }
+            d.refresh();
+        }
+        Ok(())
+    }
+
+    /// Whether the fleet's devices are BESS racks.
+    #[must_use]
+    pub fn is_bess(&self) -> bool {
+        self.devices.first().is_some_and(|d| {
+            matches!(
+                *d.sim.lock().unwrap_or_else(PoisonError::into_inner),
+                DeviceSim::Bess(_)
+            )
+        })
+    }
+
+    /// The inverter faults of device `device` (`None` for a rack).
     #[must_use]
     pub fn inverter_faults(&self, device: usize) -> Option<Vec<PvFault>> {
-        self.devices.get(device).map(|d| {
-            d.sim
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .faults
-                .clone()
+        self.devices.get(device).and_then(|d| {
+            match &*d.sim.lock().unwrap_or_else(PoisonError::into_inner) {
+                DeviceSim::Inverter(s) => Some(s.faults.clone()),
+                DeviceSim::Bess(_) => None,
+            }
         })
     }
 
@@ -525,13 +601,20 @@ pub async fn start_fleet(cfg: FleetConfig, shutdown: CancellationToken) -> Resul
 
     let devices: Vec<Arc<Device>> = (0..cfg.count)
         .map(|index| {
-            let sim = SimulatedInverter::fleet_member(
-                cfg.site.clone(),
-                cfg.seed,
-                index,
-                cfg.rated_ac_w,
-                cfg.unit_id,
-            );
+            let sim = match cfg.device {
+                DeviceKind::Inverter => {
+                    DeviceSim::Inverter(Box::new(SimulatedInverter::fleet_member(
+                        cfg.site.clone(),
+                        cfg.seed,
+                        index,
+                        cfg.rated_ac_w,
+                        cfg.unit_id,
+                    )))
+                }
+                DeviceKind::BessRack => DeviceSim::Bess(Box::new(BmsDevice::new(
+                    cfg.seed.wrapping_add(index as u64),
+                ))),
+            };
             Arc::new(Device::new(sim, cfg.clock.clone()))
         })
         .collect();
@@ -567,7 +650,14 @@ pub async fn start_fleet(cfg: FleetConfig, shutdown: CancellationToken) -> Resul
     });
 
     for (i, addr) in addrs.iter().enumerate() {
-        tracing::info!(device = i, %addr, unit_id = cfg.unit_id, "SunSpec inverter simulator listening");
+        match cfg.device {
+            DeviceKind::Inverter => {
+                tracing::info!(device = i, %addr, unit_id = cfg.unit_id, "SunSpec inverter simulator listening")
+            }
+            DeviceKind::BessRack => {
+                tracing::info!(device = i, %addr, unit_id = cfg.unit_id, "BESS rack (BMS map) simulator listening")
+            }
+        }
     }
 
     Ok(Fleet {

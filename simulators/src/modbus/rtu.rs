@@ -113,7 +113,10 @@ pub async fn start_rtu(cfg: RtuConfig, shutdown: CancellationToken) -> Result<Rt
             source,
         })?;
     let sim = SimulatedInverter::fleet_member(cfg.site, cfg.seed, 0, cfg.rated_ac_w, cfg.unit_id);
-    let device = Arc::new(Device::new(sim, cfg.clock));
+    let device = Arc::new(Device::new(
+        super::DeviceSim::Inverter(Box::new(sim)),
+        cfg.clock,
+    ));
     let service = InverterService {
         device: Arc::clone(&device),
         unit_id: cfg.unit_id,

@@ -407,6 +407,14 @@ impl RegisterImage {
     }
 
     /// All registers, starting at [`BASE_ADDRESS`].
+    /// An image of `regs` from [`BASE_ADDRESS`] on, without the SunSpec
+    /// structure: another device's map served by the same server (the BESS
+    /// rack's BMS map, [`crate::bess::bms`]).
+    #[must_use]
+    pub fn raw(regs: Vec<u16>) -> Self {
+        Self { regs }
+    }
+
     #[must_use]
     pub fn registers(&self) -> &[u16] {
         &self.regs

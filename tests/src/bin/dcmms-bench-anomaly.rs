@@ -18,6 +18,10 @@
 //! period as shipped, so there is no second run); it also prints the
 //! process's resident memory once the assets' windows are full.
 //!
+//! `--asset-class bess`: the BESS rack model (7 points at 10 s, 30-minute
+//! windows, scored every 6 rows as shipped, then every row), timed from
+//! 17:30 local time (the evening discharge starts 18:00–19:00).
+//!
 //! Run in release: `cargo run --release -p dcmms-tests --bin
 //! dcmms-bench-anomaly`.
 
@@ -29,9 +33,11 @@ use dcmms_edge::anomaly::engine::{Engine, Registry};
 use dcmms_edge::anomaly::model::Model;
 use dcmms_edge::drivers::Reading;
 use dcmms_shared::{Quality, Sample};
+use dcmms_simulators::bess::{RackModel, RackReading, STEP_MS};
 use dcmms_simulators::opcua::TurbineModel;
 use dcmms_simulators::solar::faults::state_with_faults;
 use dcmms_simulators::solar::{InverterModel, SiteModel};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +48,8 @@ enum AssetClass {
     Wind,
     /// pv-inverter-ae on inverters of `dcmms-sim modbus`.
     Pv,
+    /// bess-rack-ae on the racks of `dcmms-sim dataset --asset-class bess`.
+    Bess,
 }
 
 #[derive(Debug, Parser)]
@@ -61,7 +69,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     assets: usize,
     /// Sample periods timed in the CPU run (after the warm-up): seconds for
-    /// the wind model, minutes for the PV model.
+    /// the wind model, minutes for the PV model, 10 s for the BESS model.
     #[arg(long, default_value_t = 120)]
     periods: i64,
 }
@@ -73,6 +81,7 @@ impl Args {
             (Some(p), _) => p.clone(),
             (None, AssetClass::Wind) => models.join("wind-turbine/wind-turbine-ae.onnx"),
             (None, AssetClass::Pv) => models.join("pv-inverter/pv-inverter-ae.onnx"),
+            (None, AssetClass::Bess) => models.join("bess-rack/bess-rack-ae.onnx"),
         }
     }
 }
@@ -82,6 +91,9 @@ impl Args {
 enum Sim {
     Wind(Box<TurbineModel>),
     Pv(Box<(SiteModel, InverterModel)>),
+    /// The rack and the readings of the last day asked for (the model
+    /// integrates a day from its start; one pass per day).
+    Bess(Box<RackModel>, RefCell<Option<(i64, Vec<RackReading>)>>),
 }
 
 impl Sim {
@@ -92,6 +104,7 @@ impl Sim {
                 SiteModel::bhadla(seed),
                 InverterModel::fleet_member(seed, 0, 100_000.0),
             ))),
+            AssetClass::Bess => Sim::Bess(Box::new(RackModel::new(seed)), RefCell::new(None)),
         }
     }
 
@@ -99,6 +112,7 @@ impl Sim {
         match self {
             Sim::Wind(_) => &VARS,
             Sim::Pv(_) => &PV_VARS,
+            Sim::Bess(..) => &BESS_VARS,
         }
     }
 
@@ -123,6 +137,28 @@ impl Sim {
                     s.heatsink_c,
                 ])
             }
+            Sim::Bess(rack, day) => {
+                let start = RackModel::day_start(t);
+                let mut day = day.borrow_mut();
+                if day.as_ref().is_none_or(|(d, _)| *d != start) {
+                    let all = rack.readings(start, start + 86_400_000, STEP_MS).collect();
+                    *day = Some((start, all));
+                }
+                let i = usize::try_from((t - start) / STEP_MS)?;
+                let r = day
+                    .as_ref()
+                    .and_then(|(_, all)| all.get(i))
+                    .context("reading")?;
+                Ok(vec![
+                    r.rack_current,
+                    r.soc,
+                    r.cell_v_max,
+                    r.cell_v_min,
+                    r.cell_t_max,
+                    r.cell_t_min,
+                    r.ambient_temp,
+                ])
+            }
         }
     }
 }
@@ -144,6 +180,26 @@ const PV_ROLES: [&str; 6] = [
     "dc_power",
     "ac_power",
     "heatsink_temp",
+];
+
+/// A BMS's points, in the role order of `bess_rack/1`.
+const BESS_VARS: [&str; 7] = [
+    "RackCurrent",
+    "Soc",
+    "CellVMax",
+    "CellVMin",
+    "CellTMax",
+    "CellTMin",
+    "HvacTemperature",
+];
+const BESS_ROLES: [&str; 7] = [
+    "rack_current",
+    "soc",
+    "cell_v_max",
+    "cell_v_min",
+    "cell_t_max",
+    "cell_t_min",
+    "ambient_temp",
 ];
 
 const VARS: [&str; 8] = [
@@ -291,6 +347,7 @@ fn fleet_config(args: &Args, model: &Path) -> Result<EdgeConfig> {
     let (roles, id, prefix) = match args.asset_class {
         AssetClass::Wind => (&ROLES[..], "wind-turbine-ae", "WTG"),
         AssetClass::Pv => (&PV_ROLES[..], "pv-inverter-ae", "INV"),
+        AssetClass::Bess => (&BESS_ROLES[..], "bess-rack-ae", "BESS"),
     };
     t.push_str("[[templates]]\nname = \"turbine\"\n");
     for (i, v) in vars.iter().enumerate() {
@@ -361,6 +418,8 @@ fn cpu(args: &Args, model: &Path, label: &str) -> Result<()> {
     let start = match args.asset_class {
         AssetClass::Wind => T0,
         AssetClass::Pv => T0 + 4 * 3_600_000,
+        // 17:30 local; windows full at 18:00.
+        AssetClass::Bess => T0 + 12 * 3_600_000,
     };
     for s in 0..length + 1 {
         for r in readings_at(start + s * period) {
@@ -436,6 +495,10 @@ fn main() -> Result<()> {
         serde_json::from_slice(&std::fs::read(path.with_extension("json"))?)?;
     meta["window"]["step"] = 1.into();
     std::fs::write(onnx.with_extension("json"), serde_json::to_vec(&meta)?)?;
-    cpu(&args, &onnx, "every asset scored every second")?;
+    let label = match args.asset_class {
+        AssetClass::Bess => "every asset scored every row (10 s)",
+        _ => "every asset scored every second",
+    };
+    cpu(&args, &onnx, label)?;
     Ok(())
 }

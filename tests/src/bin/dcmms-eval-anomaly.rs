@@ -3,7 +3,8 @@
 //! tract, hysteresis: `dcmms_edge::anomaly::detector`) on seeds the
 //! training never saw (here ≥ 5000). `--asset-class wind` (the default,
 //! training seeds 1–8, validation 9–12) is described below; `--asset-class
-//! pv` (training 1–216) in `eval_anomaly/pv.rs`.
+//! pv` (training 1–216) in `eval_anomaly/pv.rs`, `--asset-class bess`
+//! (training 1–50) in `eval_anomaly/bess.rs`.
 //!
 //! - Per fault type: `--injections` runs, each a different turbine (seed)
 //!   and time of day; the fault starts 90 minutes into the run (the first
@@ -25,6 +26,8 @@ use dcmms_shared::{AnomalyEvent, AnomalyKind, Quality};
 use dcmms_simulators::opcua::{TurbineModel, TurbineReading, WindFault, WindFaultKind};
 use std::path::{Path, PathBuf};
 
+#[path = "eval_anomaly/bess.rs"]
+mod bess;
 #[path = "eval_anomaly/pv.rs"]
 mod pv;
 
@@ -34,6 +37,8 @@ enum AssetClass {
     Wind,
     /// Inverter 0 of a `dcmms-sim modbus` fleet (pv-inverter-ae).
     Pv,
+    /// The BESS rack of `dcmms-sim dataset --asset-class bess` (bess-rack-ae).
+    Bess,
 }
 
 #[derive(Debug, Parser)]
@@ -67,6 +72,7 @@ impl Args {
             (Some(p), _) => p.clone(),
             (None, AssetClass::Wind) => models.join("wind-turbine/wind-turbine-ae.onnx"),
             (None, AssetClass::Pv) => models.join("pv-inverter/pv-inverter-ae.onnx"),
+            (None, AssetClass::Bess) => models.join("bess-rack/bess-rack-ae.onnx"),
         }
     }
 }
@@ -230,6 +236,9 @@ fn main() -> Result<()> {
     let model = Model::load(&args.model_path()).context("loading the model")?;
     if args.asset_class == AssetClass::Pv {
         return pv::evaluate(&args, &model);
+    }
+    if args.asset_class == AssetClass::Bess {
+        return bess::evaluate(&args, &model);
     }
     let m = &model.meta;
     println!(
