@@ -240,19 +240,7 @@ fn main() -> Result<()> {
     if args.asset_class == AssetClass::Bess {
         return bess::evaluate(&args, &model);
     }
-    let m = &model.meta;
-    println!(
-        "model {} {} (raise {:.4} x{}, clear {:.4} x{}, window {} x {} ms, step {}); held-out seeds >= 5000, from 2026-04-01",
-        m.model_id,
-        m.version,
-        m.score.raise,
-        m.score.raise_count,
-        m.score.clear,
-        m.score.clear_count,
-        m.window.length,
-        m.window.sample_period_ms,
-        m.window.step
-    );
+    print_model(&model, "from 2026-04-01");
     for kind in WindFaultKind::ALL {
         let runs = parallel(&args, args.injections, |model, k| inject(model, kind, k))?;
         let n = runs.len() as f64;
@@ -302,23 +290,52 @@ fn main() -> Result<()> {
         })?;
         Ok(raised)
     })?;
-    let total: usize = alarms.iter().map(|a| a.len()).sum();
-    let asset_months = (args.assets as f64) * (args.days as f64) / 30.0;
+    print_false_alarms("turbine", "", args.days, &alarms, T0);
+    Ok(())
+}
+
+/// The model line that opens every report; `seeds` says how the held-out
+/// runs are spread.
+pub(crate) fn print_model(model: &Model, seeds: &str) {
+    let m = &model.meta;
     println!(
-        "false alarms: {} fault-free turbines x {} days: {} raised = {:.2} per asset per 30 days",
-        args.assets,
-        args.days,
-        total,
+        "model {} {} (raise {:.4} x{}, clear {:.4} x{}, window {} x {} ms, step {}); held-out seeds >= 5000, {seeds}",
+        m.model_id,
+        m.version,
+        m.score.raise,
+        m.score.raise_count,
+        m.score.clear,
+        m.score.clear_count,
+        m.window.length,
+        m.window.sample_period_ms,
+        m.window.step
+    );
+}
+
+/// The false-alarm summary of fault-free runs: `alarms[a]` holds the
+/// raises of the asset of seed 9000 + a, as (ms, summary) with the ms
+/// counted from `origin_ms`; `note` follows the count of days.
+pub(crate) fn print_false_alarms(
+    noun: &str,
+    note: &str,
+    days: i64,
+    alarms: &[Vec<(i64, String)>],
+    origin_ms: i64,
+) {
+    let assets = alarms.len();
+    let total: usize = alarms.iter().map(|a| a.len()).sum();
+    let asset_months = (assets as f64) * (days as f64) / 30.0;
+    println!(
+        "false alarms: {assets} fault-free {noun}s x {days} days{note}: {total} raised = {:.2} per asset per 30 days",
         total as f64 / asset_months
     );
     for (a, list) in alarms.iter().enumerate() {
         for (ts, summary) in list {
             println!(
-                "  turbine seed {} at day {:.2}: {summary}",
+                "  {noun} seed {} at day {:.2}: {summary}",
                 9000 + a,
-                (ts - T0) as f64 / 86_400_000.0
+                (ts - origin_ms) as f64 / 86_400_000.0
             );
         }
     }
-    Ok(())
 }

@@ -30,7 +30,7 @@
 //! - Fault-free: `--assets` inverters × `--days` days after a day that
 //!   fills the window; every raise is a false alarm.
 
-use super::{Args, MIN, parallel, pct};
+use super::{Args, MIN, parallel, pct, print_false_alarms, print_model};
 use anyhow::{Result, bail};
 use dcmms_edge::anomaly::detector::{AssetWindow, Hysteresis, score_window};
 use dcmms_edge::anomaly::features::{FeatureSet, Params};
@@ -477,19 +477,7 @@ pub(crate) fn evaluate(args: &Args, model: &Model) -> Result<()> {
         (FeatureSet::PvInverterV1, Params::Pv(p)) => p.daylight_poa,
         _ => bail!("{} is not a pv_inverter/1 model", model.meta.model_id),
     };
-    let m = &model.meta;
-    println!(
-        "model {} {} (raise {:.4} x{}, clear {:.4} x{}, window {} x {} ms, step {}); held-out seeds >= 5000, onsets spread over 2026",
-        m.model_id,
-        m.version,
-        m.score.raise,
-        m.score.raise_count,
-        m.score.clear,
-        m.score.clear_count,
-        m.window.length,
-        m.window.sample_period_ms,
-        m.window.step
-    );
+    print_model(model, "onsets spread over 2026");
     let n = args.injections;
     for kind in [
         PvFaultKind::StringOutage,
@@ -528,20 +516,6 @@ pub(crate) fn evaluate(args: &Args, model: &Model) -> Result<()> {
         })?;
         Ok(raised)
     })?;
-    let total: usize = alarms.iter().map(|a| a.len()).sum();
-    let asset_months = (assets as f64) * (days as f64) / 30.0;
-    println!(
-        "false alarms: {assets} fault-free inverters x {days} days (starts spread over 2026): {total} raised = {:.2} per asset per 30 days",
-        total as f64 / asset_months
-    );
-    for (a, list) in alarms.iter().enumerate() {
-        for (at, summary) in list {
-            println!(
-                "  inverter seed {} at day {:.2}: {summary}",
-                9000 + a,
-                *at as f64 / DAY as f64
-            );
-        }
-    }
+    print_false_alarms("inverter", " (starts spread over 2026)", days, &alarms, 0);
     Ok(())
 }
