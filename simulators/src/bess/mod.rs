@@ -143,6 +143,24 @@ pub struct RackReading {
     pub derate: f64,
 }
 
+impl RackReading {
+    /// The values of the anomaly feature set `bess_rack/1`'s roles, in its
+    /// order (docs/specs/anomaly-models.md §5): current, SoC, max and min
+    /// cell voltage, max and min cell temperature, ambient.
+    #[must_use]
+    pub fn roles(&self) -> [f64; 7] {
+        [
+            self.rack_current,
+            self.soc,
+            self.cell_v_max,
+            self.cell_v_min,
+            self.cell_t_max,
+            self.cell_t_min,
+            self.ambient_temp,
+        ]
+    }
+}
+
 /// The day's schedule (local time from the day's start, ms; currents in A,
 /// positive = discharge).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -149,15 +149,7 @@ impl Sim {
                     .as_ref()
                     .and_then(|(_, all)| all.get(i))
                     .context("reading")?;
-                Ok(vec![
-                    r.rack_current,
-                    r.soc,
-                    r.cell_v_max,
-                    r.cell_v_min,
-                    r.cell_t_max,
-                    r.cell_t_min,
-                    r.ambient_temp,
-                ])
+                Ok(r.roles().to_vec())
             }
         }
     }

@@ -46,18 +46,6 @@ const HORIZON: i64 = 48 * HOUR;
 /// Current from which a row counts as exposure, A.
 const EXPOSED_A: f64 = 20.0;
 
-fn roles(r: &dcmms_simulators::bess::RackReading) -> [f64; 7] {
-    [
-        r.rack_current,
-        r.soc,
-        r.cell_v_max,
-        r.cell_v_min,
-        r.cell_t_max,
-        r.cell_t_min,
-        r.ambient_temp,
-    ]
-}
-
 /// Runs the edge's detector over `[from, to)` at the model's sample
 /// period; `on_row` sees every reading, `on_event` every event; stops
 /// early when `on_event` breaks.
@@ -76,7 +64,7 @@ fn run(
     let mut windows = Vec::new();
     for r in rack.readings(from, to, period) {
         on_row(&r);
-        for (role, x) in roles(&r).iter().enumerate() {
+        for (role, x) in r.roles().iter().enumerate() {
             aw.push(
                 role,
                 r.ts_ms,
