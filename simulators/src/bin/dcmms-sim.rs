@@ -336,10 +336,12 @@ async fn run_modbus(args: ModbusArgs) -> Result<()> {
             }
         }
     }
-    for (i, addr) in fleet.addrs().iter().enumerate() {
-        if args.device == ModbusDevice::Bess {
-            break;
-        }
+    let inverters = if args.device == ModbusDevice::Inverter {
+        fleet.addrs()
+    } else {
+        Vec::new()
+    };
+    for (i, addr) in inverters.iter().enumerate() {
         println!(
             "inverter {i}: SunSpec model 1+103 at 40000, Modbus TCP {addr}, unit id {}, {} kW",
             fleet.unit_id(),
