@@ -22,6 +22,26 @@ pub use crate::pipeline::exception::{ReportConfig, ReportOverride};
 /// The commented example printed by `dcmms-edge print-config`.
 pub const EXAMPLE: &str = include_str!("../edge.example.toml");
 
+/// [`EXAMPLE`] with one of its optional sections enabled: the lines from
+/// the section's `# --- <title>` marker to the next marker (or the end)
+/// lose one leading `#` (and the space after it); the rest is unchanged.
+/// `None` when there is no section of that title.
+pub fn example_with_section(title: &str) -> Option<String> {
+    let start = EXAMPLE.find(&format!("# --- {title}"))?;
+    let body = start + EXAMPLE[start..].find('\n')? + 1;
+    let end = EXAMPLE[body..]
+        .find("\n# --- ")
+        .map_or(EXAMPLE.len(), |i| body + i + 1);
+    let mut text = EXAMPLE[..start].to_string();
+    for line in EXAMPLE[body..end].lines() {
+        let line = line.strip_prefix('#').unwrap_or(line);
+        text.push_str(line.strip_prefix(' ').unwrap_or(line));
+        text.push('\n');
+    }
+    text.push_str(&EXAMPLE[end..]);
+    Some(text)
+}
+
 /// A configuration error: which file, which field, what is wrong.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("{file}: {field}: {problem}")]
@@ -1058,6 +1078,24 @@ mod tests {
         let cfg = EdgeConfig::from_toml(EXAMPLE, "edge.example.toml").unwrap();
         assert_eq!(cfg.devices.len(), 1);
         assert!(cfg.devices[0].points.len() > 3);
+    }
+
+    #[test]
+    fn one_example_section_is_enabled_at_a_time() {
+        assert!(example_with_section("No such section").is_none());
+        let text = example_with_section("Templates").unwrap();
+        let cfg = EdgeConfig::from_toml(&text, "edge.example.toml").unwrap();
+        assert_eq!(cfg.templates.len(), 1);
+        assert_eq!(
+            cfg.devices
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>(),
+            ["inv-01", "inv-02"]
+        );
+        // The sections after it stay commented out.
+        assert!(text.contains("#name = \"wtg-01\""));
+        assert!(text.ends_with(&EXAMPLE[EXAMPLE.find("# --- DNP3").unwrap()..]));
     }
 
     fn broken(from: &str, to: &str) -> ConfigError {

@@ -436,15 +436,7 @@ index = 0
 
     #[test]
     fn commented_meter_example_is_valid_when_enabled() {
-        use crate::config::EXAMPLE;
-        let start = EXAMPLE.find("# --- DNP3 substation meter").unwrap();
-        let end = EXAMPLE.find("# --- OPC UA wind turbine").unwrap();
-        let mut text = EXAMPLE[..start].to_string();
-        for line in EXAMPLE[start..end].lines().skip(1) {
-            let line = line.strip_prefix('#').unwrap_or(line);
-            text.push_str(line.strip_prefix(' ').unwrap_or(line));
-            text.push('\n');
-        }
+        let text = crate::config::example_with_section("DNP3 substation meter").unwrap();
         let cfg = EdgeConfig::from_toml(&text, "edge.example.toml").unwrap();
         assert_eq!(cfg.devices.len(), 2);
         let m = &cfg.devices[1];

@@ -240,21 +240,12 @@ impl MqttConfig {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use crate::config::{ConfigError, EXAMPLE, EdgeConfig};
-
-    const MARKER: &str = "# --- MQTT weather station";
+    use crate::config::{ConfigError, EdgeConfig};
 
     /// The example with its commented MQTT device enabled.
     fn with_mqtt() -> String {
-        let at = EXAMPLE.find(MARKER).expect("example has the MQTT block");
-        let (head, block) = EXAMPLE.split_at(at);
-        let mut out = head.to_string();
-        for line in block.lines().skip(1) {
-            let line = line.strip_prefix('#').unwrap_or(line);
-            out.push_str(line.strip_prefix(' ').unwrap_or(line));
-            out.push('\n');
-        }
-        out
+        crate::config::example_with_section("MQTT weather station")
+            .expect("example has the MQTT block")
     }
 
     fn broken(from: &str, to: &str) -> ConfigError {

@@ -398,15 +398,7 @@ scale = 0.001
 
     #[test]
     fn commented_turbine_example_is_valid_when_enabled() {
-        use crate::config::EXAMPLE;
-        let start = EXAMPLE.find("# --- OPC UA wind turbine").unwrap();
-        let end = EXAMPLE.find("# --- MQTT weather station").unwrap();
-        let mut text = EXAMPLE[..start].to_string();
-        for line in EXAMPLE[start..end].lines().skip(1) {
-            let line = line.strip_prefix('#').unwrap_or(line);
-            text.push_str(line.strip_prefix(' ').unwrap_or(line));
-            text.push('\n');
-        }
+        let text = crate::config::example_with_section("OPC UA wind turbine").unwrap();
         let cfg = EdgeConfig::from_toml(&text, "edge.example.toml").unwrap();
         assert_eq!(cfg.devices.len(), 2);
         let t = &cfg.devices[1];
@@ -414,7 +406,10 @@ scale = 0.001
         assert_eq!(t.point_name_unit(2), Some(("gearbox_temperature", "°C")));
         // Still one device when left commented out.
         assert_eq!(
-            EdgeConfig::from_toml(EXAMPLE, "x").unwrap().devices.len(),
+            EdgeConfig::from_toml(crate::config::EXAMPLE, "x")
+                .unwrap()
+                .devices
+                .len(),
             1
         );
     }
