@@ -474,6 +474,9 @@ BESS_RAISE_COUNT, BESS_CLEAR_COUNT = 3, 30
 # Floors, in the features' units (see PV_FLOORS): the simulated BMS reads
 # are exact up to rounding (1 mV, 0.1 °C), so learnt scales alone would be
 # hair triggers on a real rack.
+# Operating-point inputs: scored, listed in the explanation, never the
+# summary (docs/specs/anomaly-models.md §2).
+BESS_CONTEXT = ("current_rms", "soc_mean")
 BESS_FLOORS = {
     "current_rms": 5.0,     # A: current sensor, dispatch ripple
     "soc_mean": 2.0,        # %: coulomb-counting drift
@@ -657,7 +660,7 @@ def train_bess(sim, out):
         "window": BESS_WINDOW,
         "features": [
             {"name": n, "unit": u, "mean": float(m), "std": float(s), "error_scale": float(r),
-             "template": t, "decimals": d}
+             "template": t, "decimals": d, "context": n in BESS_CONTEXT}
             for (n, u, t, d), m, s, r in zip(F.BESS_FEATURES, mean, std, scale)
         ],
         "score": {"raise": raise_level, "clear": clear_level,

@@ -282,6 +282,20 @@ fn the_committed_bess_model_explains_a_weak_cell_and_a_hot_rack() {
         "{}",
         e.summary
     );
+    // An operating point far outside training takes the largest share,
+    // but current and SoC are context: the summary names the symptom.
+    assert!(m.meta.features[at("soc_mean")].context);
+    assert!(!m.meta.features[at("spread_excess")].context);
+    let mut odd = healthy.clone();
+    odd[at("soc_mean")] = 150.0;
+    odd[at("spread_excess")] = 30.0;
+    let e = raise(odd);
+    assert_eq!(e.explanation[0].feature, "soc_mean", "{:?}", e.explanation);
+    assert!(
+        e.summary.starts_with("cell voltage spread "),
+        "{}",
+        e.summary
+    );
     let mut hot = healthy.clone();
     hot[at("rise_excess")] = 2.0;
     let e = raise(hot);

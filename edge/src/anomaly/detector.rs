@@ -279,7 +279,12 @@ pub fn score_window(
             AnomalyKind::Raised => model.explain(&scored),
             AnomalyKind::Cleared => Vec::new(),
         };
-        let summary = match (kind, explanation.first()) {
+        let is_context = |name: &str| m.features.iter().any(|f| f.name == name && f.context);
+        let top = explanation
+            .iter()
+            .find(|c| !is_context(&c.feature))
+            .or(explanation.first());
+        let summary = match (kind, top) {
             (AnomalyKind::Raised, Some(top)) => top.text.clone(),
             _ => "back to normal".to_string(),
         };

@@ -59,6 +59,12 @@ pub struct FeatureMeta {
     pub error_scale: f64,
     pub template: String,
     pub decimals: u8,
+    /// An operating-point input (a rack's current or state of charge):
+    /// its error counts in the score and it is listed in the explanation,
+    /// but the event's summary names the largest non-context feature
+    /// (docs/specs/anomaly-models.md §2, §6). Default false.
+    #[serde(default)]
+    pub context: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -110,6 +110,8 @@ struct Injection {
     exposure_ms: Option<i64>,
     pre_onset_alarms: u32,
     top: Option<String>,
+    /// The feature the summary names (the largest non-context one).
+    named: Option<String>,
     summary: Option<String>,
     current_after: f64,
     soc_after: f64,
@@ -151,6 +153,11 @@ fn inject(model: &Model, kind: BessFaultKind, k: u64, n: u64) -> Result<Injectio
             }
             out.detect_ms = Some(e.ts_ms - onset);
             out.top = e.explanation.first().map(|c| c.feature.clone());
+            out.named = e
+                .explanation
+                .iter()
+                .find(|c| c.text == e.summary)
+                .map(|c| c.feature.clone());
             out.summary = Some(e.summary.clone());
             ControlFlow::Break(())
         },
@@ -179,15 +186,20 @@ fn report(kind: BessFaultKind, runs: &[Injection]) {
         .collect();
     ttd.sort_by(f64::total_cmp);
     let pre: u32 = runs.iter().map(|r| r.pre_onset_alarms).sum();
-    let mut tops: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in runs {
-        if let Some(t) = &r.top {
-            *tops.entry(t.as_str()).or_default() += 1;
+    let count = |f: fn(&Injection) -> Option<&String>| {
+        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in runs {
+            if let Some(t) = f(r) {
+                *by.entry(t.as_str()).or_default() += 1;
+            }
         }
-    }
-    let tops: Vec<String> = tops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        by.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
-        "fault {}: {n} injections, recall within 15 min of onset {:.3} ({}/{n}), within 60 min {:.3}, within 48 h {:.3}; time to detect median {:.1} min, p95 {:.1} min; pre-onset alarms {pre}; top feature: {}",
+        "fault {}: {n} injections, recall within 15 min of onset {:.3} ({}/{n}), within 60 min {:.3}, within 48 h {:.3}; time to detect median {:.1} min, p95 {:.1} min; pre-onset alarms {pre}; top feature: {}; summary names: {}",
         kind.name(),
         within(15 * MIN) as f64 / n as f64,
         within(15 * MIN),
@@ -195,7 +207,8 @@ fn report(kind: BessFaultKind, runs: &[Injection]) {
         within(HORIZON) as f64 / n as f64,
         pct(&ttd, 50.0),
         pct(&ttd, 95.0),
-        tops.join(", ")
+        count(|r| r.top.as_ref()),
+        count(|r| r.named.as_ref())
     );
     if let Some(s) = runs.iter().find_map(|r| r.summary.as_ref()) {
         println!("  example: {s:?}");
